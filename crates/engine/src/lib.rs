@@ -1,0 +1,29 @@
+//! DayTrader's domain, free of I/O: exact money, the sixteen commands, a
+//! trader's account with its pending orders and triggers, and the events each
+//! change emits. Time and prices are passed in, so every outcome is a pure
+//! function of its inputs and can be replayed.
+
+mod account;
+mod command;
+mod event;
+mod money;
+mod orders;
+mod rejection;
+mod reply;
+mod summary;
+mod symbol;
+mod triggers;
+mod user;
+
+pub use account::{
+    Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingBuy, PendingSell, SellTrigger,
+    TriggerSide, execute,
+};
+pub use command::{Arg, Command, CommandName, CommandRequest, MAX_FILENAME, Shape};
+pub use event::{Event, EventKind, FundsAction};
+pub use money::{AmountError, Money};
+pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};
+pub use reply::{ArmedTrigger, Execution, PendingOrder, Reply, SettledOrder};
+pub use summary::{BuyTriggerView, Holding, PendingView, SellTriggerView, Summary};
+pub use symbol::{Symbol, SymbolError};
+pub use user::{UserId, UserIdError};

@@ -1,0 +1,152 @@
+//! BUY and SELL, and their commits and cancels: two last-in-first-out
+//! stacks of orders that wait 60 s for a commit.
+
+use crate::account::{Account, Context, PENDING_TTL_MS, PendingBuy, PendingSell};
+use crate::event::Event;
+use crate::money::Money;
+use crate::rejection::{RejectCode, Rejection};
+use crate::reply::{PendingOrder, Reply, SettledOrder};
+use crate::symbol::Symbol;
+
+/// The whole shares `amount` buys at `price`, or `amount_too_small`.
+fn whole_shares(amount: Money, price: Money, what: &str) -> Result<i64, Rejection> {
+    let shares = amount.shares_at(price);
+    if shares < 1 {
+        return Err(Rejection::new(
+            RejectCode::AmountTooSmall,
+            format!("{amount} does not {what} one share at {price}."),
+        ));
+    }
+    Ok(shares)
+}
+
+impl Account {
+    pub(crate) fn buy(
+        &mut self,
+        symbol: Symbol,
+        amount: Money,
+        price: Money,
+        ctx: &Context,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, Rejection> {
+        let shares = whole_shares(amount, price, "buy")?;
+        let cost = price.times(shares).expect("at most the amount");
+        if self.cash < cost {
+            return Err(Rejection::new(
+                RejectCode::InsufficientFunds,
+                format!(
+                    "Buying {shares} {symbol} at {price} needs {cost}, but only {} is available.",
+                    self.cash
+                ),
+            ));
+        }
+        self.debit(cost, ctx.txn, events);
+        self.pending_buys.push(PendingBuy {
+            symbol,
+            shares,
+            price,
+            created_ms: ctx.now_ms,
+            txn: ctx.txn,
+        });
+        Ok(Reply::Pending(PendingOrder {
+            symbol,
+            shares,
+            price,
+            amount: cost,
+            expires_at_ms: ctx.now_ms.saturating_add(PENDING_TTL_MS),
+        }))
+    }
+
+    pub(crate) fn commit_buy(&mut self) -> Result<Reply, Rejection> {
+        let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
+        self.add_shares(buy.symbol, buy.shares);
+        Ok(Reply::Settled(SettledOrder {
+            symbol: buy.symbol,
+            shares: buy.shares,
+            price: buy.price,
+            amount: buy.reserved(),
+        }))
+    }
+
+    pub(crate) fn cancel_buy(&mut self, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
+        let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
+        let refund = buy.reserved();
+        self.credit(refund, ctx.txn, events);
+        Ok(Reply::Settled(SettledOrder {
+            symbol: buy.symbol,
+            shares: buy.shares,
+            price: buy.price,
+            amount: refund,
+        }))
+    }
+
+    pub(crate) fn sell(&mut self, symbol: Symbol, amount: Money, price: Money, ctx: &Context) -> Result<Reply, Rejection> {
+        let shares = whole_shares(amount, price, "sell")?;
+        let held = self.shares(symbol);
+        if held < shares {
+            return Err(Rejection::new(
+                RejectCode::InsufficientShares,
+                format!("Selling {amount} of {symbol} at {price} needs {shares} shares, but only {held} are available."),
+            ));
+        }
+        self.remove_shares(symbol, shares);
+        self.pending_sells.push(PendingSell {
+            symbol,
+            shares,
+            price,
+            created_ms: ctx.now_ms,
+            txn: ctx.txn,
+        });
+        Ok(Reply::Pending(PendingOrder {
+            symbol,
+            shares,
+            price,
+            amount: price.times(shares).expect("at most the amount"),
+            expires_at_ms: ctx.now_ms.saturating_add(PENDING_TTL_MS),
+        }))
+    }
+
+    pub(crate) fn commit_sell(&mut self, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
+        let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
+        let proceeds = sell.price.times(sell.shares).expect("at most the amount");
+        if self.cash.checked_add(proceeds).is_none() {
+            self.pending_sells.push(sell);
+            return Err(Rejection::new(
+                RejectCode::BalanceLimit,
+                "This sale would take the balance past the largest amount the system holds.",
+            ));
+        }
+        self.credit(proceeds, ctx.txn, events);
+        Ok(Reply::Settled(SettledOrder {
+            symbol: sell.symbol,
+            shares: sell.shares,
+            price: sell.price,
+            amount: proceeds,
+        }))
+    }
+
+    pub(crate) fn cancel_sell(&mut self) -> Result<Reply, Rejection> {
+        let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
+        self.add_shares(sell.symbol, sell.shares);
+        Ok(Reply::Settled(SettledOrder {
+            symbol: sell.symbol,
+            shares: sell.shares,
+            price: sell.price,
+            amount: sell.price.times(sell.shares).expect("at most the amount"),
+        }))
+    }
+}
+
+fn no_pending_buy() -> Rejection {
+    Rejection::new(
+        RejectCode::NoPendingBuy,
+        "There is no pending buy to act on: BUY first, then commit or cancel it within 60 seconds.",
+    )
+}
+
+fn no_pending_sell() -> Rejection {
+    Rejection::new(
+        RejectCode::NoPendingSell,
+        "There is no pending sell to act on: SELL first, then commit or cancel it within 60 seconds.",
+    )
+}
