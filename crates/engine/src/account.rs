@@ -13,7 +13,7 @@ use crate::command::Command;
 use crate::event::{Event, EventKind, FundsAction};
 use crate::money::Money;
 use crate::rejection::{RejectCode, Rejection};
-use crate::reply::Reply;
+use crate::reply::{Added, Empty, Quote, Reply};
 use crate::symbol::Symbol;
 
 /// How long a BUY or SELL waits for its commit.
@@ -79,7 +79,9 @@ pub struct SellTrigger {
 
 impl PendingBuy {
     pub fn reserved(&self) -> Money {
-        self.price.times(self.shares).expect("bounded when reserved")
+        self.price
+            .times(self.shares)
+            .expect("bounded when reserved")
     }
 }
 
@@ -180,7 +182,11 @@ impl Account {
             .filter(|s| s.symbol == symbol)
             .map(|s| s.shares)
             .sum();
-        pending + self.sell_triggers.get(&symbol).map_or(0, |t| t.reserved_shares)
+        pending
+            + self
+                .sell_triggers
+                .get(&symbol)
+                .map_or(0, |t| t.reserved_shares)
     }
 
     /// Every symbol the account has any shares of, spendable or reserved.
@@ -190,7 +196,12 @@ impl Account {
             .keys()
             .copied()
             .chain(self.pending_sells.iter().map(|s| s.symbol))
-            .chain(self.sell_triggers.iter().filter(|(_, t)| t.reserved_shares > 0).map(|(s, _)| *s))
+            .chain(
+                self.sell_triggers
+                    .iter()
+                    .filter(|(_, t)| t.reserved_shares > 0)
+                    .map(|(s, _)| *s),
+            )
             .collect();
         symbols.sort();
         symbols.dedup();
@@ -233,36 +244,57 @@ impl Account {
     }
 
     /// Runs one command on an existing account. See [`execute`].
-    pub fn execute(&mut self, command: &Command, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
+    pub fn execute(
+        &mut self,
+        command: &Command,
+        ctx: &Context,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, Rejection> {
         self.expire(ctx.now_ms, events);
-        let price = || ctx.price.expect("the caller supplies a price for commands that need one");
+        let price = || {
+            ctx.price
+                .expect("the caller supplies a price for commands that need one")
+        };
         match *command {
             Command::Add { amount } => self.add(amount, ctx, events),
-            Command::Quote { symbol } => Ok(Reply::Quote { symbol, price: price() }),
+            Command::Quote { symbol } => Ok(Reply::Quote(Quote {
+                symbol,
+                price: price(),
+            })),
             Command::Buy { symbol, amount } => self.buy(symbol, amount, price(), ctx, events),
             Command::CommitBuy => self.commit_buy(),
             Command::CancelBuy => self.cancel_buy(ctx, events),
             Command::Sell { symbol, amount } => self.sell(symbol, amount, price(), ctx),
             Command::CommitSell => self.commit_sell(ctx, events),
             Command::CancelSell => self.cancel_sell(),
-            Command::SetBuyAmount { symbol, amount } => self.set_buy_amount(symbol, amount, ctx, events),
-            Command::SetBuyTrigger { symbol, price: trigger } => {
-                self.set_buy_trigger(symbol, trigger, price(), ctx, events)
+            Command::SetBuyAmount { symbol, amount } => {
+                self.set_buy_amount(symbol, amount, ctx, events)
             }
+            Command::SetBuyTrigger {
+                symbol,
+                price: trigger,
+            } => self.set_buy_trigger(symbol, trigger, price(), ctx, events),
             Command::CancelSetBuy { symbol } => self.cancel_set_buy(symbol, ctx, events),
             Command::SetSellAmount { symbol, amount } => self.set_sell_amount(symbol, amount, ctx),
-            Command::SetSellTrigger { symbol, price: trigger } => {
-                self.set_sell_trigger(symbol, trigger, price(), ctx, events)
-            }
+            Command::SetSellTrigger {
+                symbol,
+                price: trigger,
+            } => self.set_sell_trigger(symbol, trigger, price(), ctx, events),
             Command::CancelSetSell { symbol } => self.cancel_set_sell(symbol),
-            Command::DumpLog => Ok(Reply::DumpLog {}),
+            Command::DumpLog => Ok(Reply::DumpLog(Empty {})),
             Command::DisplaySummary => Ok(Reply::Summary(Box::new(self.summary(ctx.now_ms)))),
         }
     }
 
     /// A new price for `symbol` became known: fire every trigger it
     /// satisfies. Returns whether anything changed.
-    pub fn on_price(&mut self, symbol: Symbol, price: Money, now_ms: i64, events: &mut Vec<Event>) -> bool {
+    pub fn on_price(
+        &mut self,
+        symbol: Symbol,
+        price: Money,
+        now_ms: i64,
+        events: &mut Vec<Event>,
+    ) -> bool {
         let before = events.len();
         self.expire(now_ms, events);
         self.check_buy_trigger(symbol, price, events);
@@ -272,7 +304,11 @@ impl Account {
 
     /// Releases every pending order that is 60 s old or older.
     pub fn expire(&mut self, now_ms: i64, events: &mut Vec<Event>) {
-        if self.pending_buys.iter().any(|b| is_expired(b.created_ms, now_ms)) {
+        if self
+            .pending_buys
+            .iter()
+            .any(|b| is_expired(b.created_ms, now_ms))
+        {
             let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_buys)
                 .into_iter()
                 .partition(|b| is_expired(b.created_ms, now_ms));
@@ -291,7 +327,11 @@ impl Account {
                 });
             }
         }
-        if self.pending_sells.iter().any(|s| is_expired(s.created_ms, now_ms)) {
+        if self
+            .pending_sells
+            .iter()
+            .any(|s| is_expired(s.created_ms, now_ms))
+        {
             let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_sells)
                 .into_iter()
                 .partition(|s| is_expired(s.created_ms, now_ms));
@@ -310,16 +350,26 @@ impl Account {
         }
     }
 
-    fn add(&mut self, amount: Money, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
-        let total = self.cash.checked_add(self.reserved_cash()).and_then(|t| t.checked_add(amount));
+    fn add(
+        &mut self,
+        amount: Money,
+        ctx: &Context,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, Rejection> {
+        let total = self
+            .cash
+            .checked_add(self.reserved_cash())
+            .and_then(|t| t.checked_add(amount));
         if total.is_none_or(|t| t > MAX_BALANCE) {
             return Err(Rejection::new(
                 RejectCode::BalanceLimit,
-                format!("This deposit would take the account past the largest balance it may hold, {MAX_BALANCE}."),
+                format!(
+                    "This deposit would take the account past the largest balance it may hold, {MAX_BALANCE}."
+                ),
             ));
         }
         self.credit(amount, ctx.txn, events);
-        Ok(Reply::Added { added: amount })
+        Ok(Reply::Added(Added { added: amount }))
     }
 
     // Cash moves only through these two, so every change is recorded.
@@ -344,7 +394,10 @@ impl Account {
         if amount == Money::ZERO {
             return;
         }
-        debug_assert!(amount <= self.cash, "debits are checked against the balance first");
+        debug_assert!(
+            amount <= self.cash,
+            "debits are checked against the balance first"
+        );
         self.cash = self.cash.checked_sub(amount).expect("balance in range");
         events.push(Event {
             txn,
@@ -362,7 +415,10 @@ impl Account {
     }
 
     pub(crate) fn remove_shares(&mut self, symbol: Symbol, shares: i64) {
-        let held = self.holdings.get_mut(&symbol).expect("checked before removing");
+        let held = self
+            .holdings
+            .get_mut(&symbol)
+            .expect("checked before removing");
         *held -= shares;
         debug_assert!(*held >= 0);
         if *held == 0 {

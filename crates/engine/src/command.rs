@@ -161,7 +161,11 @@ impl CommandRequest {
                 format!("The amount is longer than {MAX_AMOUNT_TEXT} characters."),
             ));
         }
-        let filename_shape = if name == CommandName::DumpLog { Arg::Optional } else { Arg::Absent };
+        let filename_shape = if name == CommandName::DumpLog {
+            Arg::Optional
+        } else {
+            Arg::Absent
+        };
         let filename = check_arg(name, "filename", filename_shape, filename)?;
         if let Some(f) = filename
             && (f.len() > MAX_FILENAME || f.chars().any(char::is_control))
@@ -185,13 +189,19 @@ impl CommandRequest {
     pub fn command(&self) -> Result<Command, Rejection> {
         let symbol = || self.symbol.expect("shape checked: symbol present");
         let amount = || {
-            let text = self.amount.as_deref().expect("shape checked: amount present");
+            let text = self
+                .amount
+                .as_deref()
+                .expect("shape checked: amount present");
             Money::parse_amount(text).map_err(|e| {
                 let what = match self.name {
                     CommandName::SetBuyTrigger | CommandName::SetSellTrigger => "trigger price",
                     _ => "amount",
                 };
-                Rejection::new(RejectCode::InvalidAmount, format!("The {what} {text:?} is not valid: {e}."))
+                Rejection::new(
+                    RejectCode::InvalidAmount,
+                    format!("The {what} {text:?} is not valid: {e}."),
+                )
             })
         };
         Ok(match self.name {
@@ -233,7 +243,12 @@ impl CommandRequest {
     }
 }
 
-fn check_arg<'a>(name: CommandName, field: &str, arg: Arg, value: Option<&'a str>) -> Result<Option<&'a str>, Rejection> {
+fn check_arg<'a>(
+    name: CommandName,
+    field: &str,
+    arg: Arg,
+    value: Option<&'a str>,
+) -> Result<Option<&'a str>, Rejection> {
     match (arg, value) {
         (Arg::Required, None) => Err(Rejection::new(
             RejectCode::MissingField,
@@ -286,7 +301,12 @@ impl Command {
 mod tests {
     use super::*;
 
-    fn req(name: CommandName, user: Option<&str>, symbol: Option<&str>, amount: Option<&str>) -> Result<CommandRequest, Rejection> {
+    fn req(
+        name: CommandName,
+        user: Option<&str>,
+        symbol: Option<&str>,
+        amount: Option<&str>,
+    ) -> Result<CommandRequest, Rejection> {
         CommandRequest::new(name, user, symbol, amount, None)
     }
 
@@ -294,27 +314,59 @@ mod tests {
     fn names_round_trip_in_any_case() {
         for name in CommandName::ALL {
             assert_eq!(name.as_str().parse::<CommandName>().unwrap(), *name);
-            assert_eq!(name.as_str().to_lowercase().parse::<CommandName>().unwrap(), *name);
+            assert_eq!(
+                name.as_str().to_lowercase().parse::<CommandName>().unwrap(),
+                *name
+            );
         }
         assert_eq!(CommandName::ALL.len(), 16);
-        assert_eq!("BUYX".parse::<CommandName>().unwrap_err().code, RejectCode::UnknownCommand);
+        assert_eq!(
+            "BUYX".parse::<CommandName>().unwrap_err().code,
+            RejectCode::UnknownCommand
+        );
     }
 
     #[test]
     fn checks_each_argument_against_the_command_shape() {
         use CommandName::*;
         let missing = |r: Result<CommandRequest, Rejection>| r.unwrap_err().code;
-        assert_eq!(missing(req(Buy, Some("u"), None, Some("1"))), RejectCode::MissingField);
-        assert_eq!(missing(req(Buy, None, Some("A"), Some("1"))), RejectCode::MissingField);
-        assert_eq!(missing(req(Buy, Some("u"), Some("A"), None)), RejectCode::MissingField);
-        assert_eq!(missing(req(Add, Some("u"), Some("A"), Some("1"))), RejectCode::UnexpectedField);
-        assert_eq!(missing(req(CommitBuy, Some("u"), None, Some("1"))), RejectCode::UnexpectedField);
-        assert_eq!(missing(req(Quote, Some("u u"), Some("A"), None)), RejectCode::InvalidUser);
-        assert_eq!(missing(req(Quote, Some("u"), Some("ABCD"), None)), RejectCode::InvalidSymbol);
+        assert_eq!(
+            missing(req(Buy, Some("u"), None, Some("1"))),
+            RejectCode::MissingField
+        );
+        assert_eq!(
+            missing(req(Buy, None, Some("A"), Some("1"))),
+            RejectCode::MissingField
+        );
+        assert_eq!(
+            missing(req(Buy, Some("u"), Some("A"), None)),
+            RejectCode::MissingField
+        );
+        assert_eq!(
+            missing(req(Add, Some("u"), Some("A"), Some("1"))),
+            RejectCode::UnexpectedField
+        );
+        assert_eq!(
+            missing(req(CommitBuy, Some("u"), None, Some("1"))),
+            RejectCode::UnexpectedField
+        );
+        assert_eq!(
+            missing(req(Quote, Some("u u"), Some("A"), None)),
+            RejectCode::InvalidUser
+        );
+        assert_eq!(
+            missing(req(Quote, Some("u"), Some("ABCD"), None)),
+            RejectCode::InvalidSymbol
+        );
         assert!(req(DumpLog, None, None, None).is_ok());
         assert!(req(DumpLog, Some("u"), None, None).is_ok());
         let r = req(Quote, Some("u"), Some("abc"), None).unwrap();
-        assert_eq!(r.command().unwrap(), Command::Quote { symbol: Symbol::parse("ABC").unwrap() });
+        assert_eq!(
+            r.command().unwrap(),
+            Command::Quote {
+                symbol: Symbol::parse("ABC").unwrap()
+            }
+        );
     }
 
     #[test]
@@ -323,16 +375,23 @@ mod tests {
         let rejection = r.command().unwrap_err();
         assert_eq!(rejection.code, RejectCode::InvalidAmount);
         assert_eq!(rejection.kind(), crate::RejectKind::Rule);
-        assert!(rejection.message.contains("-73280.58"), "{}", rejection.message);
+        assert!(
+            rejection.message.contains("-73280.58"),
+            "{}",
+            rejection.message
+        );
     }
 
     #[test]
     fn dumplog_file_names_are_bounded() {
-        let ok = CommandRequest::new(CommandName::DumpLog, None, None, None, Some("./testLOG")).unwrap();
+        let ok =
+            CommandRequest::new(CommandName::DumpLog, None, None, None, Some("./testLOG")).unwrap();
         assert_eq!(ok.filename.as_deref(), Some("./testLOG"));
         let long = "x".repeat(MAX_FILENAME + 1);
         assert!(CommandRequest::new(CommandName::DumpLog, None, None, None, Some(&long)).is_err());
         assert!(CommandRequest::new(CommandName::DumpLog, None, None, None, Some("a\nb")).is_err());
-        assert!(CommandRequest::new(CommandName::Add, Some("u"), None, Some("1"), Some("f")).is_err());
+        assert!(
+            CommandRequest::new(CommandName::Add, Some("u"), None, Some("1"), Some("f")).is_err()
+        );
     }
 }

@@ -42,7 +42,11 @@ pub enum EventKind {
         refund: Money,
     },
     /// A pending sell passed 60 s; its reserved shares came back.
-    SellExpired { symbol: Symbol, shares: i64, price: Money },
+    SellExpired {
+        symbol: Symbol,
+        shares: i64,
+        price: Money,
+    },
     /// A buy trigger fired and bought `shares` at `price`.
     BuyTriggerExecuted {
         symbol: Symbol,

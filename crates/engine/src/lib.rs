@@ -16,14 +16,17 @@ mod triggers;
 mod user;
 
 pub use account::{
-    Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingBuy, PendingSell, SellTrigger,
-    TriggerSide, execute,
+    Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingBuy,
+    PendingSell, SellTrigger, TriggerSide, execute,
 };
 pub use command::{Arg, Command, CommandName, CommandRequest, MAX_FILENAME, Shape};
 pub use event::{Event, EventKind, FundsAction};
 pub use money::{AmountError, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};
-pub use reply::{ArmedTrigger, Execution, PendingOrder, Reply, SettledOrder};
+pub use reply::{
+    Added, ArmedTrigger, Empty, Execution, PendingOrder, Quote, Reply, SettledOrder, TriggerAmount,
+    TriggerCancelled,
+};
 pub use summary::{BuyTriggerView, Holding, PendingView, SellTriggerView, Summary};
 pub use symbol::{Symbol, SymbolError};
 pub use user::{UserId, UserIdError};

@@ -68,7 +68,11 @@ impl Account {
         }))
     }
 
-    pub(crate) fn cancel_buy(&mut self, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
+    pub(crate) fn cancel_buy(
+        &mut self,
+        ctx: &Context,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, Rejection> {
         let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
         let refund = buy.reserved();
         self.credit(refund, ctx.txn, events);
@@ -80,13 +84,21 @@ impl Account {
         }))
     }
 
-    pub(crate) fn sell(&mut self, symbol: Symbol, amount: Money, price: Money, ctx: &Context) -> Result<Reply, Rejection> {
+    pub(crate) fn sell(
+        &mut self,
+        symbol: Symbol,
+        amount: Money,
+        price: Money,
+        ctx: &Context,
+    ) -> Result<Reply, Rejection> {
         let shares = whole_shares(amount, price, "sell")?;
         let held = self.shares(symbol);
         if held < shares {
             return Err(Rejection::new(
                 RejectCode::InsufficientShares,
-                format!("Selling {amount} of {symbol} at {price} needs {shares} shares, but only {held} are available."),
+                format!(
+                    "Selling {amount} of {symbol} at {price} needs {shares} shares, but only {held} are available."
+                ),
             ));
         }
         self.remove_shares(symbol, shares);
@@ -106,7 +118,11 @@ impl Account {
         }))
     }
 
-    pub(crate) fn commit_sell(&mut self, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
+    pub(crate) fn commit_sell(
+        &mut self,
+        ctx: &Context,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, Rejection> {
         let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
         let proceeds = sell.price.times(sell.shares).expect("at most the amount");
         if self.cash.checked_add(proceeds).is_none() {

@@ -89,7 +89,10 @@ mod tests {
 
     #[test]
     fn orders_like_its_text() {
-        let mut symbols: Vec<Symbol> = ["B", "AB", "A", "ABC"].iter().map(|s| s.parse().unwrap()).collect();
+        let mut symbols: Vec<Symbol> = ["B", "AB", "A", "ABC"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         symbols.sort();
         let texts: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
         // Byte order of the padded array: "A" < "AB" < "ABC" < "B".

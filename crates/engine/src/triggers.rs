@@ -5,7 +5,7 @@ use crate::account::{Account, BuyTrigger, Context, SellTrigger};
 use crate::event::{Event, EventKind};
 use crate::money::Money;
 use crate::rejection::{RejectCode, Rejection};
-use crate::reply::{ArmedTrigger, Execution, Reply};
+use crate::reply::{ArmedTrigger, Execution, Reply, TriggerAmount, TriggerCancelled};
 use crate::symbol::Symbol;
 
 impl Account {
@@ -16,19 +16,35 @@ impl Account {
         ctx: &Context,
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
-        let current = self.buy_triggers.get(&symbol).map_or(Money::ZERO, |t| t.reserved);
-        let available = self.cash.checked_add(current).expect("reserve came from cash");
+        let current = self
+            .buy_triggers
+            .get(&symbol)
+            .map_or(Money::ZERO, |t| t.reserved);
+        let available = self
+            .cash
+            .checked_add(current)
+            .expect("reserve came from cash");
         if available < amount {
             return Err(Rejection::new(
                 RejectCode::InsufficientFunds,
-                format!("Setting {amount} aside for buying {symbol} needs more than the {available} available."),
+                format!(
+                    "Setting {amount} aside for buying {symbol} needs more than the {available} available."
+                ),
             ));
         }
         // Only the difference moves, so an unchanged amount records nothing.
         if amount > current {
-            self.debit(amount.checked_sub(current).expect("ordered"), ctx.txn, events);
+            self.debit(
+                amount.checked_sub(current).expect("ordered"),
+                ctx.txn,
+                events,
+            );
         } else {
-            self.credit(current.checked_sub(amount).expect("ordered"), ctx.txn, events);
+            self.credit(
+                current.checked_sub(amount).expect("ordered"),
+                ctx.txn,
+                events,
+            );
         }
         self.buy_triggers.insert(
             symbol,
@@ -38,7 +54,7 @@ impl Account {
                 txn: ctx.txn,
             },
         );
-        Ok(Reply::TriggerAmount { symbol, amount })
+        Ok(Reply::TriggerAmount(TriggerAmount { symbol, amount }))
     }
 
     pub(crate) fn set_buy_trigger(
@@ -49,7 +65,10 @@ impl Account {
         ctx: &Context,
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
-        let trigger = self.buy_triggers.get_mut(&symbol).ok_or_else(|| no_buy_amount(symbol))?;
+        let trigger = self
+            .buy_triggers
+            .get_mut(&symbol)
+            .ok_or_else(|| no_buy_amount(symbol))?;
         trigger.trigger_price = Some(trigger_price);
         trigger.txn = ctx.txn;
         let executed = self.check_buy_trigger(symbol, price, events);
@@ -62,18 +81,34 @@ impl Account {
         }))
     }
 
-    pub(crate) fn cancel_set_buy(&mut self, symbol: Symbol, ctx: &Context, events: &mut Vec<Event>) -> Result<Reply, Rejection> {
-        let trigger = self.buy_triggers.remove(&symbol).ok_or_else(|| no_buy_amount(symbol))?;
+    pub(crate) fn cancel_set_buy(
+        &mut self,
+        symbol: Symbol,
+        ctx: &Context,
+        events: &mut Vec<Event>,
+    ) -> Result<Reply, Rejection> {
+        let trigger = self
+            .buy_triggers
+            .remove(&symbol)
+            .ok_or_else(|| no_buy_amount(symbol))?;
         self.credit(trigger.reserved, ctx.txn, events);
-        Ok(Reply::TriggerCancelled {
+        Ok(Reply::TriggerCancelled(TriggerCancelled {
             symbol,
             released_cash: trigger.reserved,
             released_shares: 0,
-        })
+        }))
     }
 
-    pub(crate) fn set_sell_amount(&mut self, symbol: Symbol, amount: Money, ctx: &Context) -> Result<Reply, Rejection> {
-        let released = self.sell_triggers.get(&symbol).map_or(0, |t| t.reserved_shares);
+    pub(crate) fn set_sell_amount(
+        &mut self,
+        symbol: Symbol,
+        amount: Money,
+        ctx: &Context,
+    ) -> Result<Reply, Rejection> {
+        let released = self
+            .sell_triggers
+            .get(&symbol)
+            .map_or(0, |t| t.reserved_shares);
         if self.shares(symbol) + released == 0 {
             return Err(Rejection::new(
                 RejectCode::NoHoldings,
@@ -90,7 +125,7 @@ impl Account {
                 txn: ctx.txn,
             },
         );
-        Ok(Reply::TriggerAmount { symbol, amount })
+        Ok(Reply::TriggerAmount(TriggerAmount { symbol, amount }))
     }
 
     pub(crate) fn set_sell_trigger(
@@ -101,25 +136,37 @@ impl Account {
         ctx: &Context,
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
-        let trigger = self.sell_triggers.get(&symbol).ok_or_else(|| no_sell_amount(symbol))?;
+        let trigger = self
+            .sell_triggers
+            .get(&symbol)
+            .ok_or_else(|| no_sell_amount(symbol))?;
         let shares = trigger.amount.shares_at(trigger_price);
         if shares < 1 {
             return Err(Rejection::new(
                 RejectCode::AmountTooSmall,
-                format!("{} does not sell one share of {symbol} at {trigger_price}.", trigger.amount),
+                format!(
+                    "{} does not sell one share of {symbol} at {trigger_price}.",
+                    trigger.amount
+                ),
             ));
         }
         let available = self.shares(symbol) + trigger.reserved_shares;
         if available < shares {
             return Err(Rejection::new(
                 RejectCode::InsufficientShares,
-                format!("Selling {} of {symbol} at {trigger_price} needs {shares} shares, but only {available} are available.", trigger.amount),
+                format!(
+                    "Selling {} of {symbol} at {trigger_price} needs {shares} shares, but only {available} are available.",
+                    trigger.amount
+                ),
             ));
         }
         let earlier = trigger.reserved_shares;
         self.add_shares(symbol, earlier);
         self.remove_shares(symbol, shares);
-        let trigger = self.sell_triggers.get_mut(&symbol).expect("looked up above");
+        let trigger = self
+            .sell_triggers
+            .get_mut(&symbol)
+            .expect("looked up above");
         trigger.reserved_shares = shares;
         trigger.trigger_price = Some(trigger_price);
         trigger.txn = ctx.txn;
@@ -134,20 +181,28 @@ impl Account {
     }
 
     pub(crate) fn cancel_set_sell(&mut self, symbol: Symbol) -> Result<Reply, Rejection> {
-        let trigger = self.sell_triggers.remove(&symbol).ok_or_else(|| no_sell_amount(symbol))?;
+        let trigger = self
+            .sell_triggers
+            .remove(&symbol)
+            .ok_or_else(|| no_sell_amount(symbol))?;
         self.add_shares(symbol, trigger.reserved_shares);
-        Ok(Reply::TriggerCancelled {
+        Ok(Reply::TriggerCancelled(TriggerCancelled {
             symbol,
             released_cash: Money::ZERO,
             released_shares: trigger.reserved_shares,
-        })
+        }))
     }
 
     /// Fires the buy trigger on `symbol` if it is armed and `price` is at or
     /// below its trigger price. It buys floor(reserve / price) shares and
     /// returns the rest of the reserve; when the reserve cannot buy a single
     /// share, the whole reserve comes back. Either way the trigger is gone.
-    pub(crate) fn check_buy_trigger(&mut self, symbol: Symbol, price: Money, events: &mut Vec<Event>) -> Option<Execution> {
+    pub(crate) fn check_buy_trigger(
+        &mut self,
+        symbol: Symbol,
+        price: Money,
+        events: &mut Vec<Event>,
+    ) -> Option<Execution> {
         let fires = self
             .buy_triggers
             .get(&symbol)
@@ -172,7 +227,14 @@ impl Account {
         }
         let cost = price.times(shares).expect("at most the reserve");
         self.add_shares(symbol, shares);
-        self.credit(trigger.reserved.checked_sub(cost).expect("at most the reserve"), trigger.txn, events);
+        self.credit(
+            trigger
+                .reserved
+                .checked_sub(cost)
+                .expect("at most the reserve"),
+            trigger.txn,
+            events,
+        );
         events.push(Event {
             txn: trigger.txn,
             kind: EventKind::BuyTriggerExecuted {
@@ -191,9 +253,16 @@ impl Account {
 
     /// Fires the sell trigger on `symbol` if it is armed and `price` is at
     /// or above its trigger price: its reserved shares are sold at `price`.
-    pub(crate) fn check_sell_trigger(&mut self, symbol: Symbol, price: Money, events: &mut Vec<Event>) -> Option<Execution> {
+    pub(crate) fn check_sell_trigger(
+        &mut self,
+        symbol: Symbol,
+        price: Money,
+        events: &mut Vec<Event>,
+    ) -> Option<Execution> {
         let trigger = self.sell_triggers.get(&symbol)?;
-        let fires = trigger.trigger_price.is_some_and(|trigger_price| price >= trigger_price);
+        let fires = trigger
+            .trigger_price
+            .is_some_and(|trigger_price| price >= trigger_price);
         let proceeds = price.times(trigger.reserved_shares);
         // A sale too large for the balance waits armed rather than overflow.
         let proceeds = proceeds.filter(|p| self.cash.checked_add(*p).is_some())?;

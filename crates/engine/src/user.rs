@@ -25,7 +25,11 @@ impl UserId {
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if ok { Ok(UserId(Arc::from(text))) } else { Err(UserIdError) }
+        if ok {
+            Ok(UserId(Arc::from(text)))
+        } else {
+            Err(UserIdError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -92,7 +96,17 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         let long = "x".repeat(65);
-        for bad in ["", "a b", "a/b", "<script>", "é", "a\nb", "'; DROP", long.as_str(), "a\u{200b}"] {
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "<script>",
+            "é",
+            "a\nb",
+            "'; DROP",
+            long.as_str(),
+            "a\u{200b}",
+        ] {
             assert_eq!(UserId::parse(bad), Err(UserIdError), "{bad:?}");
         }
     }

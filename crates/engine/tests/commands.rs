@@ -1,8 +1,8 @@
 //! Every command's success and every refusal, through the public API.
 
 use engine::{
-    Account, Command, CommandName, CommandRequest, Context, Event, EventKind, FundsAction, Money, PENDING_TTL_MS,
-    RejectCode, Reply, Symbol, execute,
+    Account, Command, CommandName, CommandRequest, Context, Event, EventKind, FundsAction, Money,
+    PENDING_TTL_MS, RejectCode, Reply, Symbol, execute,
 };
 
 fn m(text: &str) -> Money {
@@ -53,14 +53,19 @@ impl Trader {
     }
 
     fn ok(&mut self, command: Command) -> Reply {
-        self.run(command).unwrap_or_else(|r| panic!("{command:?} refused: {r}"))
+        self.run(command)
+            .unwrap_or_else(|r| panic!("{command:?} refused: {r}"))
     }
 
     fn refused(&mut self, command: Command) -> RejectCode {
         let before = self.account.clone();
         let rejection = self.run(command).expect_err("should be refused");
         assert_eq!(self.account, before, "a refusal changes nothing");
-        assert!(self.events.is_empty(), "a refusal records no effect: {:?}", self.events);
+        assert!(
+            self.events.is_empty(),
+            "a refusal records no effect: {:?}",
+            self.events
+        );
         assert!(!rejection.message.is_empty());
         rejection.code
     }
@@ -90,7 +95,10 @@ impl Trader {
     /// Buys and commits `shares` of `symbol` at the current price.
     fn own(&mut self, symbol: &str, shares: i64) {
         let amount = self.price.times(shares).unwrap();
-        self.ok(Command::Buy { symbol: s(symbol), amount });
+        self.ok(Command::Buy {
+            symbol: s(symbol),
+            amount,
+        });
         self.ok(Command::CommitBuy);
     }
 }
@@ -98,7 +106,12 @@ impl Trader {
 #[test]
 fn add_creates_the_user_and_deposits() {
     let mut t = Trader::new();
-    assert_eq!(t.ok(Command::Add { amount: m("100.50") }), Reply::Added { added: m("100.50") });
+    assert_eq!(
+        t.ok(Command::Add {
+            amount: m("100.50")
+        }),
+        Reply::Added(engine::Added { added: m("100.50") })
+    );
     assert_eq!(t.cash(), m("100.50"));
     assert_eq!(t.funds(), [(FundsAction::Add, m("100.50"))]);
     t.ok(Command::Add { amount: m("0.50") });
@@ -107,8 +120,12 @@ fn add_creates_the_user_and_deposits() {
 
 #[test]
 fn add_refuses_a_bad_amount_before_the_user_exists() {
-    let request = CommandRequest::new(CommandName::Add, Some("u1"), None, Some("-73280.58"), None).unwrap();
-    assert_eq!(request.command().unwrap_err().code, RejectCode::InvalidAmount);
+    let request =
+        CommandRequest::new(CommandName::Add, Some("u1"), None, Some("-73280.58"), None).unwrap();
+    assert_eq!(
+        request.command().unwrap_err().code,
+        RejectCode::InvalidAmount
+    );
 }
 
 #[test]
@@ -116,10 +133,15 @@ fn add_refuses_past_the_balance_ceiling() {
     let mut t = Trader::funded("1000000000.00");
     let deposits_to_ceiling = engine::MAX_BALANCE.cents() / Money::MAX_AMOUNT.cents();
     for _ in 1..deposits_to_ceiling {
-        t.ok(Command::Add { amount: Money::MAX_AMOUNT });
+        t.ok(Command::Add {
+            amount: Money::MAX_AMOUNT,
+        });
     }
     assert_eq!(t.cash(), engine::MAX_BALANCE);
-    assert_eq!(t.refused(Command::Add { amount: m("0.01") }), RejectCode::BalanceLimit);
+    assert_eq!(
+        t.refused(Command::Add { amount: m("0.01") }),
+        RejectCode::BalanceLimit
+    );
 }
 
 #[test]
@@ -135,10 +157,16 @@ fn every_command_but_add_refuses_an_unknown_user() {
         Command::CommitSell,
         Command::CancelSell,
         Command::SetBuyAmount { symbol, amount },
-        Command::SetBuyTrigger { symbol, price: amount },
+        Command::SetBuyTrigger {
+            symbol,
+            price: amount,
+        },
         Command::CancelSetBuy { symbol },
         Command::SetSellAmount { symbol, amount },
-        Command::SetSellTrigger { symbol, price: amount },
+        Command::SetSellTrigger {
+            symbol,
+            price: amount,
+        },
         Command::CancelSetSell { symbol },
         Command::DumpLog,
         Command::DisplaySummary,
@@ -155,10 +183,10 @@ fn quote_returns_the_price_given() {
     t.price = m("58.17");
     assert_eq!(
         t.ok(Command::Quote { symbol: s("abc") }),
-        Reply::Quote {
+        Reply::Quote(engine::Quote {
             symbol: s("ABC"),
             price: m("58.17")
-        }
+        })
     );
 }
 
@@ -184,26 +212,57 @@ fn buy_refusals() {
     let mut t = Trader::funded("100.00");
     t.price = m("58.17");
     let symbol = s("ABC");
-    assert_eq!(t.refused(Command::Buy { symbol, amount: m("58.16") }), RejectCode::AmountTooSmall);
-    assert_eq!(t.refused(Command::Buy { symbol, amount: m("116.34") }), RejectCode::InsufficientFunds);
+    assert_eq!(
+        t.refused(Command::Buy {
+            symbol,
+            amount: m("58.16")
+        }),
+        RejectCode::AmountTooSmall
+    );
+    assert_eq!(
+        t.refused(Command::Buy {
+            symbol,
+            amount: m("116.34")
+        }),
+        RejectCode::InsufficientFunds
+    );
     // Exactly affordable is fine.
     t.price = m("50.00");
-    t.ok(Command::Buy { symbol, amount: m("100.00") });
+    t.ok(Command::Buy {
+        symbol,
+        amount: m("100.00"),
+    });
     assert_eq!(t.cash(), Money::ZERO);
 }
 
 #[test]
 fn commit_buy_takes_the_newest_pending_buy() {
     let mut t = Trader::funded("1000.00");
-    t.ok(Command::Buy { symbol: s("A"), amount: m("20.00") });
+    t.ok(Command::Buy {
+        symbol: s("A"),
+        amount: m("20.00"),
+    });
     t.price = m("5.00");
-    t.ok(Command::Buy { symbol: s("B"), amount: m("20.00") });
-    let Reply::Settled(first) = t.ok(Command::CommitBuy) else { panic!() };
-    assert_eq!((first.symbol, first.shares, first.amount), (s("B"), 4, m("20.00")));
-    assert!(t.funds().is_empty(), "the reserved cash is spent, not moved");
+    t.ok(Command::Buy {
+        symbol: s("B"),
+        amount: m("20.00"),
+    });
+    let Reply::Settled(first) = t.ok(Command::CommitBuy) else {
+        panic!()
+    };
+    assert_eq!(
+        (first.symbol, first.shares, first.amount),
+        (s("B"), 4, m("20.00"))
+    );
+    assert!(
+        t.funds().is_empty(),
+        "the reserved cash is spent, not moved"
+    );
     assert_eq!(t.acct().shares(s("B")), 4);
     assert_eq!(t.reserved(), m("20.00"));
-    let Reply::Settled(second) = t.ok(Command::CommitBuy) else { panic!() };
+    let Reply::Settled(second) = t.ok(Command::CommitBuy) else {
+        panic!()
+    };
     assert_eq!((second.symbol, second.shares), (s("A"), 2));
     assert_eq!((t.cash(), t.reserved()), (m("960.00"), Money::ZERO));
     assert_eq!(t.refused(Command::CommitBuy), RejectCode::NoPendingBuy);
@@ -213,7 +272,10 @@ fn commit_buy_takes_the_newest_pending_buy() {
 fn cancel_buy_returns_the_reserve() {
     let mut t = Trader::funded("100.00");
     t.price = m("30.00");
-    t.ok(Command::Buy { symbol: s("A"), amount: m("95.00") });
+    t.ok(Command::Buy {
+        symbol: s("A"),
+        amount: m("95.00"),
+    });
     t.ok(Command::CancelBuy);
     assert_eq!((t.cash(), t.reserved()), (m("100.00"), Money::ZERO));
     assert_eq!(t.funds(), [(FundsAction::Add, m("90.00"))]);
@@ -223,20 +285,39 @@ fn cancel_buy_returns_the_reserve() {
 #[test]
 fn a_pending_buy_expires_after_sixty_seconds() {
     let mut t = Trader::funded("100.00");
-    t.ok(Command::Buy { symbol: s("A"), amount: m("50.00") });
+    t.ok(Command::Buy {
+        symbol: s("A"),
+        amount: m("50.00"),
+    });
     t.now += PENDING_TTL_MS - 1;
     let summary = t.acct().summary(t.now);
     assert_eq!(summary.pending_buys.len(), 1, "59.999 s is still pending");
     t.now += 1;
     let summary = t.acct().summary(t.now);
-    assert!(summary.pending_buys.is_empty(), "the summary never shows an expired order");
-    assert_eq!((summary.cash, summary.reserved_cash), (m("100.00"), Money::ZERO));
+    assert!(
+        summary.pending_buys.is_empty(),
+        "the summary never shows an expired order"
+    );
+    assert_eq!(
+        (summary.cash, summary.reserved_cash),
+        (m("100.00"), Money::ZERO)
+    );
 
     let rejection = t.run(Command::CommitBuy).unwrap_err();
     assert_eq!(rejection.code, RejectCode::NoPendingBuy);
-    assert_eq!(t.cash(), m("100.00"), "the expiry is applied even though the commit is refused");
-    assert!(matches!(t.events[1].kind, EventKind::BuyExpired { shares: 5, .. }));
-    assert_eq!(t.events[0].txn, 2, "recorded against the BUY that reserved it");
+    assert_eq!(
+        t.cash(),
+        m("100.00"),
+        "the expiry is applied even though the commit is refused"
+    );
+    assert!(matches!(
+        t.events[1].kind,
+        EventKind::BuyExpired { shares: 5, .. }
+    ));
+    assert_eq!(
+        t.events[0].txn, 2,
+        "recorded against the BUY that reserved it"
+    );
 }
 
 #[test]
@@ -251,7 +332,13 @@ fn sell_reserves_shares_and_commit_sell_pays() {
         panic!()
     };
     assert_eq!((order.shares, order.amount), (4, m("48.00")));
-    assert_eq!((t.acct().shares(s("ABC")), t.acct().reserved_shares(s("ABC"))), (6, 4));
+    assert_eq!(
+        (
+            t.acct().shares(s("ABC")),
+            t.acct().reserved_shares(s("ABC"))
+        ),
+        (6, 4)
+    );
     assert!(t.funds().is_empty(), "a pending sell moves no cash");
     t.price = m("1.00"); // the sale keeps the price it was reserved at
     t.ok(Command::CommitSell);
@@ -266,10 +353,31 @@ fn sell_refusals_and_cancel() {
     let mut t = Trader::funded("100.00");
     t.own("ABC", 3);
     let symbol = s("ABC");
-    assert_eq!(t.refused(Command::Sell { symbol, amount: m("9.99") }), RejectCode::AmountTooSmall);
-    assert_eq!(t.refused(Command::Sell { symbol, amount: m("40.00") }), RejectCode::InsufficientShares);
-    assert_eq!(t.refused(Command::Sell { symbol: s("XYZ"), amount: m("10.00") }), RejectCode::InsufficientShares);
-    t.ok(Command::Sell { symbol, amount: m("30.00") });
+    assert_eq!(
+        t.refused(Command::Sell {
+            symbol,
+            amount: m("9.99")
+        }),
+        RejectCode::AmountTooSmall
+    );
+    assert_eq!(
+        t.refused(Command::Sell {
+            symbol,
+            amount: m("40.00")
+        }),
+        RejectCode::InsufficientShares
+    );
+    assert_eq!(
+        t.refused(Command::Sell {
+            symbol: s("XYZ"),
+            amount: m("10.00")
+        }),
+        RejectCode::InsufficientShares
+    );
+    t.ok(Command::Sell {
+        symbol,
+        amount: m("30.00"),
+    });
     assert_eq!(t.acct().shares(symbol), 0);
     t.ok(Command::CancelSell);
     assert_eq!(t.acct().shares(symbol), 3);
@@ -280,9 +388,15 @@ fn sell_refusals_and_cancel() {
 fn a_pending_sell_expires_and_its_shares_come_back() {
     let mut t = Trader::funded("100.00");
     t.own("ABC", 3);
-    t.ok(Command::Sell { symbol: s("ABC"), amount: m("30.00") });
+    t.ok(Command::Sell {
+        symbol: s("ABC"),
+        amount: m("30.00"),
+    });
     t.now += PENDING_TTL_MS;
-    assert_eq!(t.run(Command::CancelSell).unwrap_err().code, RejectCode::NoPendingSell);
+    assert_eq!(
+        t.run(Command::CancelSell).unwrap_err().code,
+        RejectCode::NoPendingSell
+    );
     assert_eq!(t.acct().shares(s("ABC")), 3);
 }
 
@@ -290,16 +404,31 @@ fn a_pending_sell_expires_and_its_shares_come_back() {
 fn set_buy_amount_reserves_and_replaces() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
-    t.ok(Command::SetBuyAmount { symbol, amount: m("60.00") });
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("60.00"),
+    });
     assert_eq!((t.cash(), t.reserved()), (m("40.00"), m("60.00")));
     assert_eq!(t.funds(), [(FundsAction::Remove, m("60.00"))]);
     // The current reserve counts towards a replacement.
-    t.ok(Command::SetBuyAmount { symbol, amount: m("100.00") });
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("100.00"),
+    });
     assert_eq!((t.cash(), t.reserved()), (Money::ZERO, m("100.00")));
     assert_eq!(t.funds(), [(FundsAction::Remove, m("40.00"))]);
-    t.ok(Command::SetBuyAmount { symbol, amount: m("30.00") });
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("30.00"),
+    });
     assert_eq!(t.funds(), [(FundsAction::Add, m("70.00"))]);
-    assert_eq!(t.refused(Command::SetBuyAmount { symbol, amount: m("100.01") }), RejectCode::InsufficientFunds);
+    assert_eq!(
+        t.refused(Command::SetBuyAmount {
+            symbol,
+            amount: m("100.01")
+        }),
+        RejectCode::InsufficientFunds
+    );
 }
 
 #[test]
@@ -307,10 +436,19 @@ fn set_buy_amount_disarms_the_trigger() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("20.00");
-    t.ok(Command::SetBuyAmount { symbol, amount: m("50.00") });
-    t.ok(Command::SetBuyTrigger { symbol, price: m("10.00") });
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("50.00"),
+    });
+    t.ok(Command::SetBuyTrigger {
+        symbol,
+        price: m("10.00"),
+    });
     assert_eq!(t.acct().armed_triggers().len(), 1);
-    t.ok(Command::SetBuyAmount { symbol, amount: m("50.00") });
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("50.00"),
+    });
     assert!(t.acct().armed_triggers().is_empty());
 }
 
@@ -319,8 +457,16 @@ fn a_buy_trigger_waits_then_fires_on_a_low_enough_price() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("20.00");
-    t.ok(Command::SetBuyAmount { symbol, amount: m("50.00") });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger { symbol, price: m("15.00") }) else { panic!() };
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("50.00"),
+    });
+    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger {
+        symbol,
+        price: m("15.00"),
+    }) else {
+        panic!()
+    };
     assert_eq!((armed.current_price, armed.executed), (m("20.00"), None));
 
     let mut events = Vec::new();
@@ -330,10 +476,19 @@ fn a_buy_trigger_waits_then_fires_on_a_low_enough_price() {
     assert!(account.on_price(symbol, m("12.00"), t.now, &mut events));
     // floor(50 / 12) = 4 shares for 48.00; 2.00 comes back.
     assert_eq!(account.shares(symbol), 4);
-    assert_eq!((account.cash(), account.reserved_cash()), (m("52.00"), Money::ZERO));
+    assert_eq!(
+        (account.cash(), account.reserved_cash()),
+        (m("52.00"), Money::ZERO)
+    );
     assert!(account.buy_triggers().is_empty());
     assert_eq!(events.len(), 2);
-    assert_eq!(events[0].kind, EventKind::Funds { action: FundsAction::Add, amount: m("2.00") });
+    assert_eq!(
+        events[0].kind,
+        EventKind::Funds {
+            action: FundsAction::Add,
+            amount: m("2.00")
+        }
+    );
     assert_eq!(
         events[1].kind,
         EventKind::BuyTriggerExecuted {
@@ -351,11 +506,22 @@ fn a_buy_trigger_fires_at_once_when_the_price_is_already_there() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("9.00");
-    t.ok(Command::SetBuyAmount { symbol, amount: m("50.00") });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger { symbol, price: m("10.00") }) else { panic!() };
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("50.00"),
+    });
+    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger {
+        symbol,
+        price: m("10.00"),
+    }) else {
+        panic!()
+    };
     let executed = armed.executed.expect("fired at once");
     assert_eq!((executed.shares, executed.amount), (5, m("45.00")));
-    assert_eq!((t.cash(), t.reserved(), t.acct().shares(symbol)), (m("55.00"), Money::ZERO, 5));
+    assert_eq!(
+        (t.cash(), t.reserved(), t.acct().shares(symbol)),
+        (m("55.00"), Money::ZERO, 5)
+    );
 }
 
 #[test]
@@ -363,47 +529,99 @@ fn a_buy_trigger_that_cannot_buy_a_share_gives_the_reserve_back() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("60.00");
-    t.ok(Command::SetBuyAmount { symbol, amount: m("50.00") });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger { symbol, price: m("70.00") }) else { panic!() };
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("50.00"),
+    });
+    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger {
+        symbol,
+        price: m("70.00"),
+    }) else {
+        panic!()
+    };
     assert_eq!(armed.executed, None);
     assert_eq!((t.cash(), t.reserved()), (m("100.00"), Money::ZERO));
     assert!(t.acct().buy_triggers().is_empty());
-    assert!(t.events.iter().any(|e| matches!(e.kind, EventKind::BuyTriggerUnfilled { .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::BuyTriggerUnfilled { .. }))
+    );
 }
 
 #[test]
 fn buy_trigger_refusals_and_cancel() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
-    assert_eq!(t.refused(Command::SetBuyTrigger { symbol, price: m("5.00") }), RejectCode::NoBuyAmount);
-    assert_eq!(t.refused(Command::CancelSetBuy { symbol }), RejectCode::NoBuyAmount);
-    t.ok(Command::SetBuyAmount { symbol, amount: m("40.00") });
+    assert_eq!(
+        t.refused(Command::SetBuyTrigger {
+            symbol,
+            price: m("5.00")
+        }),
+        RejectCode::NoBuyAmount
+    );
+    assert_eq!(
+        t.refused(Command::CancelSetBuy { symbol }),
+        RejectCode::NoBuyAmount
+    );
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("40.00"),
+    });
     let reply = t.ok(Command::CancelSetBuy { symbol });
     assert_eq!(
         reply,
-        Reply::TriggerCancelled {
+        Reply::TriggerCancelled(engine::TriggerCancelled {
             symbol,
             released_cash: m("40.00"),
             released_shares: 0
-        }
+        })
     );
     assert_eq!((t.cash(), t.reserved()), (m("100.00"), Money::ZERO));
-    assert_eq!(t.refused(Command::CancelSetBuy { symbol }), RejectCode::NoBuyAmount);
+    assert_eq!(
+        t.refused(Command::CancelSetBuy { symbol }),
+        RejectCode::NoBuyAmount
+    );
 }
 
 #[test]
 fn set_sell_amount_needs_shares_and_releases_an_earlier_reserve() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
-    assert_eq!(t.refused(Command::SetSellAmount { symbol, amount: m("10.00") }), RejectCode::NoHoldings);
+    assert_eq!(
+        t.refused(Command::SetSellAmount {
+            symbol,
+            amount: m("10.00")
+        }),
+        RejectCode::NoHoldings
+    );
     t.own("ABC", 10);
-    t.ok(Command::SetSellAmount { symbol, amount: m("50.00") });
-    assert_eq!(t.acct().reserved_shares(symbol), 0, "an amount reserves nothing yet");
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("50.00"),
+    });
+    assert_eq!(
+        t.acct().reserved_shares(symbol),
+        0,
+        "an amount reserves nothing yet"
+    );
     t.price = m("5.00");
-    t.ok(Command::SetSellTrigger { symbol, price: m("25.00") });
-    assert_eq!((t.acct().shares(symbol), t.acct().reserved_shares(symbol)), (8, 2));
-    t.ok(Command::SetSellAmount { symbol, amount: m("75.00") });
-    assert_eq!((t.acct().shares(symbol), t.acct().reserved_shares(symbol)), (10, 0));
+    t.ok(Command::SetSellTrigger {
+        symbol,
+        price: m("25.00"),
+    });
+    assert_eq!(
+        (t.acct().shares(symbol), t.acct().reserved_shares(symbol)),
+        (8, 2)
+    );
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("75.00"),
+    });
+    assert_eq!(
+        (t.acct().shares(symbol), t.acct().reserved_shares(symbol)),
+        (10, 0)
+    );
     assert!(t.acct().armed_triggers().is_empty(), "a new amount disarms");
 }
 
@@ -412,11 +630,20 @@ fn set_sell_amount_counts_the_shares_its_own_trigger_holds() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 2);
-    t.ok(Command::SetSellAmount { symbol, amount: m("20.00") });
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("20.00"),
+    });
     t.price = m("5.00");
-    t.ok(Command::SetSellTrigger { symbol, price: m("10.00") });
+    t.ok(Command::SetSellTrigger {
+        symbol,
+        price: m("10.00"),
+    });
     assert_eq!(t.acct().shares(symbol), 0);
-    t.ok(Command::SetSellAmount { symbol, amount: m("30.00") });
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("30.00"),
+    });
     assert_eq!(t.acct().shares(symbol), 2);
 }
 
@@ -425,12 +652,26 @@ fn a_sell_trigger_reserves_shares_and_fires_on_a_high_enough_price() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 10);
-    t.ok(Command::SetSellAmount { symbol, amount: m("100.00") });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetSellTrigger { symbol, price: m("30.00") }) else { panic!() };
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("100.00"),
+    });
+    let Reply::TriggerArmed(armed) = t.ok(Command::SetSellTrigger {
+        symbol,
+        price: m("30.00"),
+    }) else {
+        panic!()
+    };
     assert_eq!((armed.reserved_shares, armed.executed), (Some(3), None));
     // Re-arming at another price releases the earlier reserve first.
-    t.ok(Command::SetSellTrigger { symbol, price: m("25.00") });
-    assert_eq!((t.acct().shares(symbol), t.acct().reserved_shares(symbol)), (6, 4));
+    t.ok(Command::SetSellTrigger {
+        symbol,
+        price: m("25.00"),
+    });
+    assert_eq!(
+        (t.acct().shares(symbol), t.acct().reserved_shares(symbol)),
+        (6, 4)
+    );
 
     let cash = t.cash();
     let now = t.now;
@@ -439,9 +680,15 @@ fn a_sell_trigger_reserves_shares_and_fires_on_a_high_enough_price() {
     assert!(!account.on_price(symbol, m("24.99"), now, &mut events));
     assert!(account.on_price(symbol, m("26.00"), now, &mut events));
     assert_eq!(account.cash(), cash.checked_add(m("104.00")).unwrap());
-    assert_eq!((account.shares(symbol), account.reserved_shares(symbol)), (6, 0));
+    assert_eq!(
+        (account.shares(symbol), account.reserved_shares(symbol)),
+        (6, 0)
+    );
     assert!(account.sell_triggers().is_empty());
-    assert!(matches!(events[1].kind, EventKind::SellTriggerExecuted { shares: 4, .. }));
+    assert!(matches!(
+        events[1].kind,
+        EventKind::SellTriggerExecuted { shares: 4, .. }
+    ));
 }
 
 #[test]
@@ -449,11 +696,22 @@ fn a_sell_trigger_fires_at_once_when_the_price_is_already_there() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 10);
-    t.ok(Command::SetSellAmount { symbol, amount: m("40.00") });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetSellTrigger { symbol, price: m("8.00") }) else { panic!() };
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("40.00"),
+    });
+    let Reply::TriggerArmed(armed) = t.ok(Command::SetSellTrigger {
+        symbol,
+        price: m("8.00"),
+    }) else {
+        panic!()
+    };
     let executed = armed.executed.expect("10.00 >= 8.00");
     // floor(40 / 8) = 5 shares reserved, sold at the current 10.00.
-    assert_eq!((executed.shares, executed.price, executed.amount), (5, m("10.00"), m("50.00")));
+    assert_eq!(
+        (executed.shares, executed.price, executed.amount),
+        (5, m("10.00"), m("50.00"))
+    );
     assert_eq!(t.acct().shares(symbol), 5);
 }
 
@@ -461,26 +719,56 @@ fn a_sell_trigger_fires_at_once_when_the_price_is_already_there() {
 fn sell_trigger_refusals_and_cancel() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
-    assert_eq!(t.refused(Command::SetSellTrigger { symbol, price: m("5.00") }), RejectCode::NoSellAmount);
-    assert_eq!(t.refused(Command::CancelSetSell { symbol }), RejectCode::NoSellAmount);
+    assert_eq!(
+        t.refused(Command::SetSellTrigger {
+            symbol,
+            price: m("5.00")
+        }),
+        RejectCode::NoSellAmount
+    );
+    assert_eq!(
+        t.refused(Command::CancelSetSell { symbol }),
+        RejectCode::NoSellAmount
+    );
     t.own("ABC", 2);
-    t.ok(Command::SetSellAmount { symbol, amount: m("30.00") });
-    assert_eq!(t.refused(Command::SetSellTrigger { symbol, price: m("30.01") }), RejectCode::AmountTooSmall);
-    assert_eq!(t.refused(Command::SetSellTrigger { symbol, price: m("10.00") }), RejectCode::InsufficientShares);
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("30.00"),
+    });
+    assert_eq!(
+        t.refused(Command::SetSellTrigger {
+            symbol,
+            price: m("30.01")
+        }),
+        RejectCode::AmountTooSmall
+    );
+    assert_eq!(
+        t.refused(Command::SetSellTrigger {
+            symbol,
+            price: m("10.00")
+        }),
+        RejectCode::InsufficientShares
+    );
     t.price = m("1.00");
-    t.ok(Command::SetSellTrigger { symbol, price: m("15.00") });
+    t.ok(Command::SetSellTrigger {
+        symbol,
+        price: m("15.00"),
+    });
     assert_eq!(t.acct().shares(symbol), 0);
     let reply = t.ok(Command::CancelSetSell { symbol });
     assert_eq!(
         reply,
-        Reply::TriggerCancelled {
+        Reply::TriggerCancelled(engine::TriggerCancelled {
             symbol,
             released_cash: Money::ZERO,
             released_shares: 2
-        }
+        })
     );
     assert_eq!(t.acct().shares(symbol), 2);
-    assert_eq!(t.refused(Command::CancelSetSell { symbol }), RejectCode::NoSellAmount);
+    assert_eq!(
+        t.refused(Command::CancelSetSell { symbol }),
+        RejectCode::NoSellAmount
+    );
 }
 
 #[test]
@@ -488,8 +776,14 @@ fn disarmed_triggers_never_fire() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 5);
-    t.ok(Command::SetBuyAmount { symbol, amount: m("100.00") });
-    t.ok(Command::SetSellAmount { symbol, amount: m("10.00") });
+    t.ok(Command::SetBuyAmount {
+        symbol,
+        amount: m("100.00"),
+    });
+    t.ok(Command::SetSellAmount {
+        symbol,
+        amount: m("10.00"),
+    });
     let before = t.account.clone();
     let now = t.now;
     let account = t.account.as_mut().unwrap();
@@ -502,29 +796,55 @@ fn disarmed_triggers_never_fire() {
 fn display_summary_shows_the_whole_account() {
     let mut t = Trader::funded("1000.00");
     t.own("ABC", 10);
-    t.ok(Command::Buy { symbol: s("X"), amount: m("20.00") });
-    t.ok(Command::Sell { symbol: s("ABC"), amount: m("30.00") });
-    t.ok(Command::SetBuyAmount { symbol: s("Y"), amount: m("50.00") });
-    t.ok(Command::SetSellAmount { symbol: s("ABC"), amount: m("20.00") });
-    t.ok(Command::SetSellTrigger { symbol: s("ABC"), price: m("11.00") });
-    let Reply::Summary(summary) = t.ok(Command::DisplaySummary) else { panic!() };
+    t.ok(Command::Buy {
+        symbol: s("X"),
+        amount: m("20.00"),
+    });
+    t.ok(Command::Sell {
+        symbol: s("ABC"),
+        amount: m("30.00"),
+    });
+    t.ok(Command::SetBuyAmount {
+        symbol: s("Y"),
+        amount: m("50.00"),
+    });
+    t.ok(Command::SetSellAmount {
+        symbol: s("ABC"),
+        amount: m("20.00"),
+    });
+    t.ok(Command::SetSellTrigger {
+        symbol: s("ABC"),
+        price: m("11.00"),
+    });
+    let Reply::Summary(summary) = t.ok(Command::DisplaySummary) else {
+        panic!()
+    };
     assert_eq!(summary.cash, m("830.00"));
     assert_eq!(summary.reserved_cash, m("70.00"));
     assert_eq!(summary.holdings.len(), 1);
-    assert_eq!((summary.holdings[0].shares, summary.holdings[0].reserved_shares), (6, 4));
+    assert_eq!(
+        (
+            summary.holdings[0].shares,
+            summary.holdings[0].reserved_shares
+        ),
+        (6, 4)
+    );
     assert_eq!(summary.pending_buys.len(), 1);
     assert_eq!(summary.pending_sells.len(), 1);
     assert!(!summary.buy_triggers[0].armed);
     assert_eq!(summary.sell_triggers[0].reserved_shares, 1);
     assert!(summary.sell_triggers[0].armed);
-    assert_eq!(t.ok(Command::DumpLog), Reply::DumpLog {});
+    assert_eq!(t.ok(Command::DumpLog), Reply::DumpLog(engine::Empty {}));
 }
 
 #[test]
 fn replies_serialize_as_plain_json_objects() {
-    let reply = Reply::Quote {
+    let reply = Reply::Quote(engine::Quote {
         symbol: s("ABC"),
         price: m("58.17"),
-    };
-    assert_eq!(serde_json::to_string(&reply).unwrap(), r#"{"symbol":"ABC","price":"58.17"}"#);
+    });
+    assert_eq!(
+        serde_json::to_string(&reply).unwrap(),
+        r#"{"symbol":"ABC","price":"58.17"}"#
+    );
 }

@@ -9,7 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use engine::{Account, Command, Context, Event, EventKind, FundsAction, Money, PENDING_TTL_MS, Reply, Symbol, execute};
+use engine::{
+    Account, Command, Context, Event, EventKind, FundsAction, Money, PENDING_TTL_MS, Reply, Symbol,
+    execute,
+};
 use proptest::prelude::*;
 
 const SYMBOLS: [&str; 3] = ["A", "BC", "DEF"];
@@ -95,7 +98,12 @@ impl Ledger {
     fn record_events(&mut self, events: &[Event]) {
         for event in events {
             match event.kind {
-                EventKind::BuyTriggerExecuted { symbol, shares, cost, .. } => {
+                EventKind::BuyTriggerExecuted {
+                    symbol,
+                    shares,
+                    cost,
+                    ..
+                } => {
                     self.spent += cost.cents();
                     *self.bought.entry(symbol).or_default() += shares;
                 }
@@ -143,8 +151,13 @@ fn check_invariants(account: &Account, ledger: &Ledger) {
         let shares = account.shares(symbol);
         let reserved = account.reserved_shares(symbol);
         assert!(shares >= 0 && reserved >= 0, "negative holding of {symbol}");
-        let net = ledger.bought.get(&symbol).copied().unwrap_or(0) - ledger.sold.get(&symbol).copied().unwrap_or(0);
-        assert_eq!(shares + reserved, net, "shares of {symbol} held + reserved must equal bought - sold");
+        let net = ledger.bought.get(&symbol).copied().unwrap_or(0)
+            - ledger.sold.get(&symbol).copied().unwrap_or(0);
+        assert_eq!(
+            shares + reserved,
+            net,
+            "shares of {symbol} held + reserved must equal bought - sold"
+        );
     }
     for buy in account.pending_buys() {
         assert!(buy.shares >= 1 && buy.price.is_positive());
@@ -275,7 +288,13 @@ fn build(setup: &[(Command, Money)]) -> Account {
         price: None,
     };
     account
-        .execute(&Command::Add { amount: Money::from_cents(1_000_000) }, &fund, &mut events)
+        .execute(
+            &Command::Add {
+                amount: Money::from_cents(1_000_000),
+            },
+            &fund,
+            &mut events,
+        )
         .unwrap();
     for (i, (command, price)) in setup.iter().enumerate() {
         let ctx = Context {

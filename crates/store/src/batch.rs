@@ -1,0 +1,391 @@
+//! The engine side of a group commit, shared by every back end.
+//!
+//! A back end collects the jobs that are waiting, loads the accounts and
+//! idempotency records they touch (locking the accounts where the database
+//! is shared), hands everything to [`apply`], writes what comes back and
+//! commits once. Jobs apply in arrival order, so two jobs of one user in the
+//! same batch run one after the other, exactly as in separate transactions.
+
+use std::collections::HashMap;
+
+use engine::{
+    Account, ArmedTriggerKey, CommandName, CommandRequest, Context, Money, Symbol, UserId, execute,
+};
+
+use crate::record::{Balance, LogRow, QuoteFetch, QuoteUse, Record};
+
+/// One unit of work for the store: a step of one user (or of the system).
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// `None` only for the global DUMPLOG and for system quote fetches.
+    pub user: Option<UserId>,
+    /// The client's transaction number: a retry with a number already
+    /// executed for this user returns the first outcome instead of running.
+    pub idem_key: Option<i64>,
+    pub work: Work,
+}
+
+#[derive(Clone, Debug)]
+pub enum Work {
+    /// A command as received, with the price it needs (fetched before the
+    /// job was queued, so that no transaction waits for the quote service).
+    Command {
+        request: CommandRequest,
+        quote: Option<QuoteUse>,
+    },
+    /// A new price is known for `symbol`: fire the user's triggers it
+    /// satisfies.
+    Price { symbol: Symbol, price: Money },
+    /// Record a quote fetched outside any command.
+    Quote(QuoteFetch),
+}
+
+/// What a job came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// The row written, `None` when there was nothing to record (a price
+    /// that fired no trigger).
+    pub seq: Option<i64>,
+    pub txn: i64,
+    pub ts_ms: i64,
+    /// The step as recorded; for a retried command, as first recorded.
+    pub record: Record,
+    /// True when the transaction number had already been executed.
+    pub duplicate: bool,
+}
+
+/// A job the store refuses to run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("{0} needs the current price of its symbol, and none was supplied")]
+    MissingPrice(CommandName),
+    #[error("a {0} job needs a user")]
+    MissingUser(&'static str),
+}
+
+/// A user's account as loaded for the batch.
+#[derive(Clone, Debug)]
+pub struct LoadedAccount {
+    pub account: Account,
+    pub version: i64,
+}
+
+/// An already executed command, found by its idempotency key.
+#[derive(Clone, Debug)]
+pub struct PriorRow {
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub txn: i64,
+    pub record: Record,
+}
+
+/// A row to insert.
+#[derive(Clone, Debug)]
+pub struct NewRow {
+    pub row: LogRow,
+    pub idem_key: Option<i64>,
+}
+
+/// An account to write back.
+#[derive(Clone, Debug)]
+pub struct AccountWrite {
+    pub user: UserId,
+    pub account: Account,
+    /// The new version; versions start at 1.
+    pub version: i64,
+    /// The armed triggers, when they changed in this batch.
+    pub triggers: Option<Vec<ArmedTriggerKey>>,
+}
+
+/// Everything a batch writes, and each job's answer in job order.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub rows: Vec<NewRow>,
+    pub accounts: Vec<AccountWrite>,
+    pub results: Vec<Result<Done, JobError>>,
+}
+
+/// The users and idempotency keys a batch needs loaded; a global command's
+/// key is under [`GLOBAL_USER`].
+pub fn keys(jobs: &[Job]) -> (Vec<UserId>, Vec<(String, i64)>) {
+    let mut users: Vec<UserId> = jobs.iter().filter_map(|j| j.user.clone()).collect();
+    users.sort();
+    users.dedup();
+    let mut idem: Vec<(String, i64)> = jobs
+        .iter()
+        .filter_map(|j| {
+            Some((
+                j.user
+                    .as_ref()
+                    .map_or(GLOBAL_USER, UserId::as_str)
+                    .to_owned(),
+                j.idem_key?,
+            ))
+        })
+        .collect();
+    idem.sort();
+    idem.dedup();
+    (users, idem)
+}
+
+/// The key under which global (user-less) commands keep their idempotency
+/// records.
+pub const GLOBAL_USER: &str = "";
+
+struct Slot {
+    account: Option<Account>,
+    version: i64,
+    triggers_before: Vec<ArmedTriggerKey>,
+    touched: bool,
+}
+
+/// The state of one batch while its jobs apply.
+struct Batch<'a, F> {
+    slots: HashMap<UserId, Slot>,
+    prior: HashMap<(String, i64), PriorRow>,
+    rows: Vec<NewRow>,
+    now_ms: i64,
+    server: &'a str,
+    next_seq: F,
+}
+
+/// Applies a batch. `accounts` holds every existing account among the jobs'
+/// users; `prior` every already executed (user, key) pair among them (the
+/// global DUMPLOG's under [`GLOBAL_USER`]); `next_seq` hands out row numbers
+/// in increasing order.
+pub fn apply(
+    jobs: &[Job],
+    accounts: HashMap<UserId, LoadedAccount>,
+    prior: HashMap<(String, i64), PriorRow>,
+    now_ms: i64,
+    server: &str,
+    next_seq: impl FnMut() -> i64,
+) -> Applied {
+    let slots = accounts
+        .into_iter()
+        .map(|(user, loaded)| {
+            let slot = Slot {
+                triggers_before: loaded.account.armed_triggers(),
+                account: Some(loaded.account),
+                version: loaded.version,
+                touched: false,
+            };
+            (user, slot)
+        })
+        .collect();
+    let mut batch = Batch {
+        slots,
+        prior,
+        rows: Vec::new(),
+        now_ms,
+        server,
+        next_seq,
+    };
+    let results = jobs.iter().map(|job| batch.run(job)).collect();
+    let accounts = batch.account_writes();
+    Applied {
+        rows: batch.rows,
+        accounts,
+        results,
+    }
+}
+
+impl<F: FnMut() -> i64> Batch<'_, F> {
+    fn run(&mut self, job: &Job) -> Result<Done, JobError> {
+        match &job.work {
+            Work::Command { request, quote } => self.command(job, request, quote.as_ref()),
+            Work::Price { symbol, price } => {
+                let user = job.user.as_ref().ok_or(JobError::MissingUser("price"))?;
+                Ok(self.price(user, *symbol, *price))
+            }
+            Work::Quote(fetch) => {
+                let seq = (self.next_seq)();
+                Ok(self.push(
+                    seq,
+                    job.user.clone(),
+                    seq,
+                    None,
+                    Record::Quote(fetch.clone()),
+                ))
+            }
+        }
+    }
+
+    fn command(
+        &mut self,
+        job: &Job,
+        request: &CommandRequest,
+        quote: Option<&QuoteUse>,
+    ) -> Result<Done, JobError> {
+        let command = request.command();
+        if let Ok(command) = &command
+            && let Some(symbol) = command.price_symbol()
+            && quote.is_none_or(|q| q.symbol() != symbol)
+        {
+            return Err(JobError::MissingPrice(request.name));
+        }
+        let key = job.idem_key.map(|k| {
+            (
+                job.user
+                    .as_ref()
+                    .map_or(GLOBAL_USER, UserId::as_str)
+                    .to_owned(),
+                k,
+            )
+        });
+        if let Some(earlier) = key.as_ref().and_then(|k| self.prior.get(k)) {
+            let done = Done {
+                seq: Some(earlier.seq),
+                txn: earlier.txn,
+                ts_ms: earlier.ts_ms,
+                record: earlier.record.clone(),
+                duplicate: true,
+            };
+            // The retry's own fetch was real and cost money: keep it.
+            if let Some(QuoteUse::Fetched(fetch)) = quote {
+                let seq = (self.next_seq)();
+                self.push(
+                    seq,
+                    job.user.clone(),
+                    done.txn,
+                    None,
+                    Record::Quote(fetch.clone()),
+                );
+            }
+            return Ok(done);
+        }
+
+        let seq = (self.next_seq)();
+        let txn = job.idem_key.unwrap_or(seq);
+        let mut events = Vec::new();
+        let (outcome, balance) = match (command, &job.user) {
+            (Err(rejection), _) => (Err(rejection), None),
+            // The global DUMPLOG: the caller has checked it is the supervisor.
+            (Ok(_), None) => (Ok(engine::Reply::DumpLog(engine::Empty {})), None),
+            (Ok(command), Some(user)) => {
+                let slot = self.slots.entry(user.clone()).or_insert_with(|| Slot {
+                    account: None,
+                    version: 0,
+                    triggers_before: Vec::new(),
+                    touched: false,
+                });
+                let ctx = Context {
+                    now_ms: self.now_ms,
+                    txn,
+                    price: quote.map(QuoteUse::price),
+                };
+                let outcome = execute(&mut slot.account, &command, &ctx, &mut events);
+                // Every command of an existing user bumps its version, so
+                // that anything cached from it (history included) is stale.
+                slot.touched |= slot.account.is_some();
+                let balance = slot.account.as_ref().map(|a| Balance {
+                    cash: a.cash(),
+                    reserved_cash: a.reserved_cash(),
+                });
+                (outcome, balance)
+            }
+        };
+        let record = Record::Command {
+            request: request.clone(),
+            quote: quote.cloned(),
+            outcome,
+            balance,
+            events,
+        };
+        let done = self.push(seq, job.user.clone(), txn, job.idem_key, record);
+        if let Some(key) = key {
+            let prior = PriorRow {
+                seq,
+                ts_ms: done.ts_ms,
+                txn,
+                record: done.record.clone(),
+            };
+            self.prior.insert(key, prior);
+        }
+        Ok(done)
+    }
+
+    fn price(&mut self, user: &UserId, symbol: Symbol, price: Money) -> Done {
+        let mut events = Vec::new();
+        if let Some(slot) = self.slots.get_mut(user)
+            && let Some(account) = slot.account.as_mut()
+            && account.on_price(symbol, price, self.now_ms, &mut events)
+        {
+            slot.touched = true;
+            let seq = (self.next_seq)();
+            // Recorded against the command that armed the trigger.
+            let txn = events.first().map_or(seq, |e| e.txn);
+            return self.push(
+                seq,
+                Some(user.clone()),
+                txn,
+                None,
+                Record::Price {
+                    symbol,
+                    price,
+                    events,
+                },
+            );
+        }
+        Done {
+            seq: None,
+            txn: 0,
+            ts_ms: self.now_ms,
+            record: Record::Price {
+                symbol,
+                price,
+                events,
+            },
+            duplicate: false,
+        }
+    }
+
+    fn push(
+        &mut self,
+        seq: i64,
+        user: Option<UserId>,
+        txn: i64,
+        idem_key: Option<i64>,
+        record: Record,
+    ) -> Done {
+        self.rows.push(NewRow {
+            row: LogRow {
+                seq,
+                ts_ms: self.now_ms,
+                server: self.server.to_owned(),
+                user,
+                txn,
+                record: record.clone(),
+            },
+            idem_key,
+        });
+        Done {
+            seq: Some(seq),
+            txn,
+            ts_ms: self.now_ms,
+            record,
+            duplicate: false,
+        }
+    }
+
+    fn account_writes(&mut self) -> Vec<AccountWrite> {
+        let mut writes: Vec<AccountWrite> = self
+            .slots
+            .drain()
+            .filter(|(_, slot)| slot.touched)
+            .map(|(user, slot)| {
+                let account = slot.account.expect("only existing accounts are touched");
+                let triggers = account.armed_triggers();
+                AccountWrite {
+                    user,
+                    version: slot.version + 1,
+                    triggers: (triggers != slot.triggers_before).then_some(triggers),
+                    account,
+                }
+            })
+            .collect();
+        // A stable order, so that back ends that lock rows lock them in one order.
+        writes.sort_by(|a, b| a.user.cmp(&b.user));
+        writes
+    }
+}
