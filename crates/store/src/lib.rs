@@ -54,3 +54,91 @@ impl From<rusqlite::Error> for StoreError {
         StoreError::Unavailable(error.to_string())
     }
 }
+
+/// The store a server runs on. An enum rather than a trait object: the set
+/// of back ends is closed, and calls stay static.
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+impl Store {
+    /// Runs one job in the next group commit and waits for it.
+    pub async fn submit(&self, job: Job) -> Result<Done, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.submit(job).await,
+        }
+    }
+
+    pub fn reader(&self) -> Reader {
+        match self {
+            Store::Sqlite(store) => Reader::Sqlite(store.reader().clone()),
+        }
+    }
+
+    /// Commits what is queued and stops taking work.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(store) => store.close().await,
+        }
+    }
+}
+
+/// Read access, cheap to clone.
+#[derive(Clone)]
+pub enum Reader {
+    Sqlite(SqliteReader),
+}
+
+impl Reader {
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.ping().await,
+        }
+    }
+
+    pub async fn account(
+        &self,
+        user: &engine::UserId,
+    ) -> Result<Option<LoadedAccount>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.account(user).await,
+        }
+    }
+
+    pub async fn history(
+        &self,
+        user: &engine::UserId,
+        limit: usize,
+    ) -> Result<Vec<HistoryItem>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.history(user, limit).await,
+        }
+    }
+
+    pub async fn users_with_firing_triggers(
+        &self,
+        symbol: engine::Symbol,
+        price: engine::Money,
+    ) -> Result<Vec<engine::UserId>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.users_with_firing_triggers(symbol, price).await,
+        }
+    }
+
+    pub async fn armed_symbols(&self) -> Result<Vec<engine::Symbol>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.armed_symbols().await,
+        }
+    }
+
+    /// The XML audit log up to row `upto_seq`, of one user or of everyone.
+    pub fn stream_log(
+        &self,
+        user: Option<engine::UserId>,
+        upto_seq: i64,
+    ) -> impl futures::Stream<Item = Result<bytes::Bytes, StoreError>> + Send + use<> {
+        match self {
+            Reader::Sqlite(r) => r.stream_log(user, upto_seq),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The command line. Every option also reads an environment variable, so
+//! containers configure through the environment alone.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "daytrader",
+    version,
+    about = "DayTrader: a day-trading platform that scales out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, the default command.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the JSON API (the default).
+    Serve(ServeArgs),
+    /// Run a quote server speaking the legacy protocol.
+    QuoteServer(QuoteServerArgs),
+    /// Replay or generate workload files.
+    #[command(subcommand)]
+    Workload(WorkloadCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(MigrateArgs),
+    /// Ask a running instance whether it is ready; exit 0 if so, 1 if not
+    /// (for container health checks, which have no curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 9999)]
+    pub port: u16,
+    /// The address to listen on.
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Where the embedded database and the generated admin token live.
+    #[arg(long, env = "DAYTRADER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// This instance's id, sent as X-Instance-Id (default: the host name).
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// The supervisor token (default: generated and kept in the data dir).
+    #[arg(long, env = "DAYTRADER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// A file holding the supervisor token (for container secrets).
+    #[arg(
+        long,
+        env = "DAYTRADER_ADMIN_TOKEN_FILE",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub quotes: QuoteArgs,
+    /// The most commands committed in one transaction.
+    #[arg(long, env = "MAX_BATCH", default_value_t = 1024)]
+    pub max_batch: usize,
+    /// Seconds between refreshes of the prices of symbols with armed triggers.
+    #[arg(long, env = "TRIGGER_REFRESH_SECS", default_value_t = 5)]
+    pub trigger_refresh_secs: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct QuoteArgs {
+    /// builtin:fixed, builtin:walk, or host:port of a quote server.
+    #[arg(long, env = "QUOTE_SERVER", default_value = "builtin:fixed")]
+    pub quote_server: quotes::QuoteServerSetting,
+    /// The built-in quote server's latency.
+    #[arg(long, env = "QUOTE_LATENCY", value_enum, default_value_t = Latency::None)]
+    pub quote_latency: Latency,
+    /// The built-in quote server's share of faulty replies, 0 to 1.
+    #[arg(long, env = "QUOTE_FAULT_RATE", default_value_t = 0.0)]
+    pub quote_fault_rate: f64,
+    /// Seeds the built-in quote server's random walk and faults.
+    #[arg(long, env = "QUOTE_SEED", default_value_t = 468)]
+    pub quote_seed: u64,
+    /// Seconds a fetched price is used.
+    #[arg(long, env = "QUOTE_TTL_SECS", default_value_t = 60)]
+    pub quote_ttl_secs: u64,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+pub enum Latency {
+    /// Reply at once.
+    None,
+    /// Like the legacy server: 10 ms to 4 s, mean about 560 ms.
+    Legacy,
+}
+
+impl From<Latency> for quotes::LatencyProfile {
+    fn from(latency: Latency) -> Self {
+        match latency {
+            Latency::None => quotes::LatencyProfile::None,
+            Latency::Legacy => quotes::LatencyProfile::Legacy,
+        }
+    }
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+pub enum Mode {
+    /// Each symbol's price never changes (reproducible runs).
+    Fixed,
+    /// A seeded random walk per symbol.
+    Walk,
+}
+
+#[derive(Args)]
+pub struct QuoteServerArgs {
+    #[arg(long, value_enum, default_value_t = Mode::Fixed)]
+    pub mode: Mode,
+    /// The port to listen on (the quote server's own, not PORT).
+    #[arg(
+        long = "port",
+        id = "quote_port",
+        env = "QUOTE_PORT",
+        default_value_t = 4444
+    )]
+    pub port: u16,
+    #[arg(
+        long = "bind",
+        id = "quote_bind",
+        env = "QUOTE_BIND",
+        default_value = "0.0.0.0"
+    )]
+    pub bind: IpAddr,
+    #[arg(long, value_enum, default_value_t = Latency::None)]
+    pub latency: Latency,
+    /// The share of faulty replies, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    #[arg(long, default_value_t = 468)]
+    pub seed: u64,
+}
+
+#[derive(Subcommand)]
+pub enum WorkloadCommand {
+    /// Replay a workload file against a running server.
+    Run(RunArgs),
+    /// Write a realistic workload file.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The workload file.
+    pub file: PathBuf,
+    /// The server's base URL.
+    #[arg(long, env = "DAYTRADER_URL", default_value = "http://127.0.0.1:9999")]
+    pub target: String,
+    /// A supervisor token.
+    #[arg(long, env = "DAYTRADER_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Where DUMPLOG answers are saved.
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+    /// The most users in flight at once (default: all).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Attempts after a transport error or 503, with the same transaction number.
+    #[arg(long, default_value_t = 8)]
+    pub retries: u32,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub users: usize,
+    /// Lines in the file, the closing DUMPLOG included.
+    #[arg(long)]
+    pub commands: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The file to write (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct HealthcheckArgs {
+    /// The port of the instance on this machine.
+    #[arg(long, env = "PORT", default_value_t = 9999)]
+    pub port: u16,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    #[arg(long, env = "DAYTRADER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}

@@ -1,0 +1,581 @@
+//! Replaying a workload against a server.
+//!
+//! The order rules are the course's: each user's commands run one after
+//! another, in file order, each only once the previous one has its answer;
+//! different users run concurrently. A command without a user (the global
+//! DUMPLOG) is a barrier: everything before it finishes, then it runs alone,
+//! then the rest goes on. So the workload is cut at its barriers into
+//! phases, and within a phase each worker takes whole users' command
+//! streams, one user at a time, over its own connection.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use bytes::buf::BufMut;
+use bytes::{Bytes, BytesMut};
+use engine::CommandName;
+use http_body_util::BodyExt;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use crate::connection::{Connection, Endpoint, TransportError};
+use crate::dump_path::resolve_dump_path;
+use crate::report::{DumpFile, DumplogError, LatencySummary, Report};
+use crate::tally::{Outcome, Tally};
+use crate::workload::{ParsedWorkload, WorkloadCommand};
+
+/// How to replay a workload.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The server's base URL, like `http://127.0.0.1:9999`.
+    pub target: String,
+    /// Sent as `Authorization: Bearer {token}`; a supervisor token, since a
+    /// workload acts for many users and reads the global log.
+    pub token: String,
+    /// The most users in flight at once; `None` for all of them.
+    pub concurrency: Option<usize>,
+    /// Where DUMPLOG answers are saved; created if missing.
+    pub out_dir: PathBuf,
+    /// How many times a command is sent again after a transport error or a
+    /// 503, with the same transaction number.
+    pub retries: u32,
+    /// The longest wait for one attempt, connection and whole answer
+    /// included.
+    pub request_timeout: Duration,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl RunOptions {
+    /// The defaults: every user in flight, 8 retries, 30 s per attempt, a
+    /// progress bar.
+    pub fn new(
+        target: impl Into<String>,
+        token: impl Into<String>,
+        out_dir: impl Into<PathBuf>,
+    ) -> RunOptions {
+        RunOptions {
+            target: target.into(),
+            token: token.into(),
+            concurrency: None,
+            out_dir: out_dir.into(),
+            retries: 8,
+            request_timeout: Duration::from_secs(30),
+            progress: true,
+        }
+    }
+}
+
+/// The first pause before a retry; it doubles with each further one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+/// The longest pause between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Replays `workload` against `options.target` on the caller's tokio
+/// runtime. An error means the run could not take place (a bad target, an
+/// output directory that cannot be created); what happened to the commands
+/// is in the [`Report`].
+pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Result<Report> {
+    ensure!(
+        options.concurrency != Some(0),
+        "the concurrency must be at least 1"
+    );
+    let endpoint = Endpoint::resolve(&options.target, &options.token).await?;
+    tokio::fs::create_dir_all(&options.out_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "creating the output directory {}",
+                options.out_dir.display()
+            )
+        })?;
+
+    let ParsedWorkload {
+        commands,
+        malformed,
+    } = workload;
+    let users = commands
+        .iter()
+        .filter_map(|c| c.user.as_deref())
+        .collect::<HashSet<_>>()
+        .len();
+    let phases = phases(&commands);
+    let concurrency = options.concurrency.unwrap_or(users).max(1);
+    let progress = options
+        .progress
+        .then(|| progress_bar(commands.len() as u64));
+    let shared = Arc::new(Shared {
+        endpoint,
+        out_dir: options.out_dir,
+        retries: options.retries,
+        request_timeout: options.request_timeout,
+        progress,
+        started: Instant::now(),
+        commands,
+    });
+
+    let mut total = Tally::new();
+    let mut idle: Vec<Connection> = Vec::new();
+    let mut most_in_flight = 0;
+    for phase in phases {
+        match phase {
+            Phase::Users(streams) => {
+                let workers = concurrency.min(streams.len());
+                most_in_flight = most_in_flight.max(workers);
+                let streams = Arc::new(streams);
+                let next = Arc::new(AtomicUsize::new(0));
+                let mut handles = Vec::with_capacity(workers);
+                for _ in 0..workers {
+                    let connection = idle.pop().unwrap_or_else(Connection::new);
+                    let worker = Worker {
+                        shared: Arc::clone(&shared),
+                        streams: Arc::clone(&streams),
+                        next: Arc::clone(&next),
+                    };
+                    handles.push(tokio::spawn(worker.run(connection)));
+                }
+                for handle in handles {
+                    let (connection, tally) = handle.await.context("a replay worker panicked")?;
+                    idle.push(connection);
+                    total.merge(tally);
+                }
+            }
+            Phase::Alone(index) => {
+                most_in_flight = most_in_flight.max(1);
+                let mut connection = idle.pop().unwrap_or_else(Connection::new);
+                execute(&shared, &mut connection, &mut total, index).await;
+                idle.push(connection);
+            }
+        }
+    }
+    let duration = shared.started.elapsed();
+    if let Some(progress) = &shared.progress {
+        progress.finish();
+    }
+
+    let duration_s = duration.as_secs_f64();
+    let command_count = shared.commands.len() as u64;
+    total.timeline.resize(duration.as_secs() as usize + 1, 0);
+    total.dumplogs.sort_by_key(|d| d.line);
+    total.dumplog_errors.sort_by_key(|d| d.line);
+    Ok(Report {
+        target: options.target,
+        commands: command_count,
+        accepted: total.accepted,
+        rejected: total.rejected,
+        rejected_by_code: total.rejected_by_code.into_iter().collect(),
+        failed: total.failed,
+        failed_by_reason: total.failed_by_reason.into_iter().collect(),
+        retries: total.retries,
+        malformed_lines: malformed.len() as u64,
+        malformed,
+        users: users as u64,
+        concurrency: most_in_flight as u64,
+        duration_s,
+        throughput_per_s: if duration_s > 0.0 {
+            command_count as f64 / duration_s
+        } else {
+            0.0
+        },
+        latency_ms: LatencySummary::from_micros(&total.latency),
+        dumplogs: total.dumplogs,
+        dumplog_errors: total.dumplog_errors,
+        timeline: total.timeline,
+    })
+}
+
+/// What every worker reads.
+struct Shared {
+    endpoint: Endpoint,
+    out_dir: PathBuf,
+    retries: u32,
+    request_timeout: Duration,
+    progress: Option<ProgressBar>,
+    started: Instant,
+    commands: Vec<WorkloadCommand>,
+}
+
+/// A stretch of the workload between barriers.
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// Each user's commands (indices into the workload), users in order of
+    /// first appearance.
+    Users(Vec<Vec<usize>>),
+    /// A command without a user, run on its own.
+    Alone(usize),
+}
+
+fn phases(commands: &[WorkloadCommand]) -> Vec<Phase> {
+    let mut phases = Vec::new();
+    let mut streams: Vec<Vec<usize>> = Vec::new();
+    let mut stream_of: HashMap<&str, usize> = HashMap::new();
+    for (index, command) in commands.iter().enumerate() {
+        match command.user.as_deref() {
+            Some(user) => {
+                let stream = *stream_of.entry(user).or_insert_with(|| {
+                    streams.push(Vec::new());
+                    streams.len() - 1
+                });
+                streams[stream].push(index);
+            }
+            None => {
+                if !streams.is_empty() {
+                    phases.push(Phase::Users(std::mem::take(&mut streams)));
+                    stream_of.clear();
+                }
+                phases.push(Phase::Alone(index));
+            }
+        }
+    }
+    if !streams.is_empty() {
+        phases.push(Phase::Users(streams));
+    }
+    phases
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} commands, {per_sec}, ETA {eta}",
+        )
+        .expect("the progress template is valid")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// One connection working through users' streams, one whole user at a time.
+struct Worker {
+    shared: Arc<Shared>,
+    streams: Arc<Vec<Vec<usize>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Worker {
+    async fn run(self, mut connection: Connection) -> (Connection, Tally) {
+        let mut tally = Tally::new();
+        loop {
+            let stream = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(stream) = self.streams.get(stream) else {
+                break;
+            };
+            for &index in stream {
+                execute(&self.shared, &mut connection, &mut tally, index).await;
+            }
+        }
+        (connection, tally)
+    }
+}
+
+/// Sends one command until it has a final answer, and records it.
+async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally, index: usize) {
+    let command = &shared.commands[index];
+    let body = encode(command);
+    let dump_path = if command.name == CommandName::DumpLog {
+        match resolve_dump_path(
+            &shared.out_dir,
+            command.filename.as_deref().unwrap_or_default(),
+        ) {
+            Ok(path) => Some(path),
+            Err(refused) => {
+                // The command is still sent: the server records it, and the
+                // run is judged on everything else it does.
+                tally.dumplog_errors.push(DumplogError {
+                    line: command.line,
+                    transaction_num: command.transaction_num,
+                    filename: command.filename.clone(),
+                    error: refused.to_string(),
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let started = Instant::now();
+    let mut attempt = 0;
+    let outcome = loop {
+        let answer = tokio::time::timeout(
+            shared.request_timeout,
+            send_once(
+                &shared.endpoint,
+                connection,
+                body.clone(),
+                dump_path.as_deref(),
+            ),
+        )
+        .await
+        .unwrap_or(Err(TransportError::Timeout));
+        let retry_reason = match answer {
+            Ok(Answer::Unavailable) => "http_503",
+            Err(error) => {
+                connection.reset();
+                error.reason()
+            }
+            Ok(Answer::Accepted { saved }) => {
+                match saved {
+                    Some(Ok(bytes)) => tally.dumplogs.push(DumpFile {
+                        line: command.line,
+                        transaction_num: command.transaction_num,
+                        user: command.user.clone(),
+                        filename: command.filename.clone().unwrap_or_default(),
+                        path: dump_path.unwrap_or_default(),
+                        bytes,
+                    }),
+                    Some(Err(error)) => tally.dumplog_errors.push(DumplogError {
+                        line: command.line,
+                        transaction_num: command.transaction_num,
+                        filename: command.filename.clone(),
+                        error,
+                    }),
+                    None => {}
+                }
+                break Outcome::Accepted;
+            }
+            Ok(Answer::Rejected(code)) => break Outcome::Rejected(code),
+            Ok(Answer::Failed(reason)) => break Outcome::Failed(reason),
+        };
+        if attempt >= shared.retries {
+            break Outcome::Failed(retry_reason.to_owned());
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+        tally.retries += 1;
+    };
+    tally.record(outcome, started.elapsed(), shared.started.elapsed());
+    if let Some(progress) = &shared.progress {
+        progress.inc(1);
+    }
+}
+
+/// The pause before retry number `attempt + 1`.
+fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF
+        .checked_mul(1 << attempt.min(16))
+        .map_or(MAX_BACKOFF, |d| d.min(MAX_BACKOFF))
+}
+
+/// The answer to one attempt.
+#[derive(Debug)]
+enum Answer {
+    /// 2xx; for a DUMPLOG with a usable file name, the bytes saved or why
+    /// they could not be.
+    Accepted { saved: Option<Result<u64, String>> },
+    /// 4xx, with the error code from its body. A 429 is one too: a
+    /// replay reports rate limiting rather than hiding it behind retries.
+    Rejected(String),
+    /// 503: a dependency is down, try again.
+    Unavailable,
+    /// Any other status: not retried, since the server says it failed in a
+    /// way that sending the same thing again will not mend.
+    Failed(String),
+}
+
+async fn send_once(
+    endpoint: &Endpoint,
+    connection: &mut Connection,
+    body: Bytes,
+    dump_path: Option<&Path>,
+) -> Result<Answer, TransportError> {
+    let response = connection.send(endpoint, body).await?;
+    let status = response.status();
+    let body = response.into_body();
+    if status.is_success() {
+        let saved = match dump_path {
+            Some(path) => Some(save(body, path).await?),
+            None => {
+                drain(body).await?;
+                None
+            }
+        };
+        if matches!(saved, Some(Err(_))) {
+            // The rest of the log was left unread on the connection.
+            connection.reset();
+        }
+        Ok(Answer::Accepted { saved })
+    } else if status.is_client_error() {
+        let bytes = body
+            .collect()
+            .await
+            .map_err(TransportError::Http)?
+            .to_bytes();
+        Ok(Answer::Rejected(error_code(&bytes)))
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        drain(body).await?;
+        Ok(Answer::Unavailable)
+    } else {
+        drain(body).await?;
+        Ok(Answer::Failed(format!("http_{}", status.as_u16())))
+    }
+}
+
+/// Reads an answer to its end without keeping it, so that the connection
+/// can carry the next request.
+async fn drain(mut body: Incoming) -> Result<(), TransportError> {
+    while let Some(frame) = body.frame().await {
+        frame.map_err(TransportError::Http)?;
+    }
+    Ok(())
+}
+
+/// Streams a DUMPLOG answer into its file, chunk by chunk: a log of
+/// millions of entries never sits in memory. The outer error is the
+/// connection's (the attempt is retried, rewriting the file); the inner one
+/// is the file's.
+async fn save(mut body: Incoming, path: &Path) -> Result<Result<u64, String>, TransportError> {
+    let mut file = match create(path).await {
+        Ok(file) => file,
+        Err(error) => return Ok(Err(error)),
+    };
+    let mut bytes = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(TransportError::Http)?;
+        if let Ok(data) = frame.into_data() {
+            if let Err(error) = file.write_all(&data).await {
+                return Ok(Err(format!("writing {}: {error}", path.display())));
+            }
+            bytes += data.len() as u64;
+        }
+    }
+    Ok(file
+        .flush()
+        .await
+        .map(|()| bytes)
+        .map_err(|error| format!("writing {}: {error}", path.display())))
+}
+
+async fn create(path: &Path) -> Result<BufWriter<tokio::fs::File>, String> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|error| format!("creating {}: {error}", parent.display()))?;
+    }
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(|error| format!("creating {}: {error}", path.display()))?;
+    Ok(BufWriter::with_capacity(256 * 1024, file))
+}
+
+/// The error code of a refusal, `unknown` when the body is not the API's
+/// error shape.
+fn error_code(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody<'a> {
+        #[serde(borrow)]
+        error: ErrorDetail<'a>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorDetail<'a> {
+        #[serde(borrow)]
+        code: Cow<'a, str>,
+    }
+    serde_json::from_slice::<ErrorBody>(body)
+        .map_or_else(|_| "unknown".to_owned(), |b| b.error.code.into_owned())
+}
+
+/// The JSON body of a command: only the fields the line has, amounts as
+/// the text they were in the file.
+#[derive(Serialize)]
+struct CommandBody<'a> {
+    command: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filename: Option<&'a str>,
+    transaction_num: i64,
+}
+
+/// Serializes straight into the buffer that becomes the request body: one
+/// allocation per command, shared (not copied) by its retries.
+fn encode(command: &WorkloadCommand) -> Bytes {
+    let body = CommandBody {
+        command: command.name.as_str(),
+        user: command.user.as_deref(),
+        symbol: command.symbol.as_deref(),
+        amount: command.amount.as_deref(),
+        filename: command.filename.as_deref(),
+        transaction_num: command.transaction_num,
+    };
+    let mut buf = BytesMut::with_capacity(128).writer();
+    serde_json::to_writer(&mut buf, &body).expect("serializing to memory cannot fail");
+    buf.into_inner().freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::parse_str;
+
+    #[test]
+    fn cuts_the_workload_at_its_barriers() {
+        let parsed = parse_str(
+            "[1] ADD,a,1\n[2] ADD,b,1\n[3] QUOTE,a,X\n[4] DUMPLOG,./one\n[5] DUMPLOG,./two\n[6] DUMPLOG,b,./b\n[7] ADD,a,1\n[8] DUMPLOG,./end",
+        );
+        assert_eq!(
+            phases(&parsed.commands),
+            vec![
+                Phase::Users(vec![vec![0, 2], vec![1]]),
+                Phase::Alone(3),
+                Phase::Alone(4),
+                Phase::Users(vec![vec![5], vec![6]]),
+                Phase::Alone(7),
+            ]
+        );
+    }
+
+    #[test]
+    fn bodies_carry_only_the_fields_of_the_line() {
+        let parsed = parse_str(
+            "[3] BUY,u1,ABC,200.00 \n[4] COMMIT_BUY,u1\n[5] DUMPLOG,./testLOG\n[6] ADD,u\"1,-5",
+        );
+        let bodies: Vec<String> = parsed
+            .commands
+            .iter()
+            .map(|c| String::from_utf8(encode(c).to_vec()).unwrap())
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![
+                r#"{"command":"BUY","user":"u1","symbol":"ABC","amount":"200.00","transaction_num":3}"#,
+                r#"{"command":"COMMIT_BUY","user":"u1","transaction_num":4}"#,
+                r#"{"command":"DUMPLOG","filename":"./testLOG","transaction_num":5}"#,
+                r#"{"command":"ADD","user":"u\"1","amount":"-5","transaction_num":6}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn backs_off_exponentially_up_to_a_second() {
+        let ms = |n| backoff(n).as_millis();
+        assert_eq!(
+            (0..8).map(ms).collect::<Vec<_>>(),
+            vec![25, 50, 100, 200, 400, 800, 1000, 1000]
+        );
+        assert_eq!(ms(40), 1000);
+    }
+
+    #[test]
+    fn reads_the_code_of_a_refusal() {
+        assert_eq!(
+            error_code(br#"{"error":{"code":"insufficient_funds","message":"no"}}"#),
+            "insufficient_funds"
+        );
+        assert_eq!(error_code(br#"{"error":{"message":"no"}}"#), "unknown");
+        assert_eq!(error_code(b"<html>"), "unknown");
+        assert_eq!(error_code(b""), "unknown");
+    }
+}

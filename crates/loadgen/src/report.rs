@@ -1,0 +1,326 @@
+//! What a replay measured, as JSON for tools and plots and as a table for
+//! people.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::workload::MalformedLine;
+
+/// The outcome of a replay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The base URL the commands were sent to.
+    pub target: String,
+    /// Commands sent (malformed lines are not commands).
+    pub commands: u64,
+    /// Answered 2xx.
+    pub accepted: u64,
+    /// Answered 4xx: the server refused the command.
+    pub rejected: u64,
+    /// Rejections by the error code of the answer (`unknown` when the body
+    /// carried none).
+    pub rejected_by_code: BTreeMap<String, u64>,
+    /// Commands without an acceptance or a refusal: a 5xx other than 503,
+    /// or a transport error or 503 that outlasted every retry.
+    pub failed: u64,
+    pub failed_by_reason: BTreeMap<String, u64>,
+    /// Attempts repeated after a transport error or a 503.
+    pub retries: u64,
+    pub malformed_lines: u64,
+    pub malformed: Vec<MalformedLine>,
+    /// Distinct users in the workload.
+    pub users: u64,
+    /// The most users that were in flight at once.
+    pub concurrency: u64,
+    pub duration_s: f64,
+    /// Commands per second of wall time.
+    pub throughput_per_s: f64,
+    /// From the first attempt of a command to its final answer, retries and
+    /// back-off included.
+    pub latency_ms: LatencySummary,
+    /// The DUMPLOG answers saved.
+    pub dumplogs: Vec<DumpFile>,
+    /// DUMPLOG answers that could not be saved.
+    pub dumplog_errors: Vec<DumplogError>,
+    /// Commands completed in each second of the run, in order.
+    pub timeline: Vec<u64>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl LatencySummary {
+    /// From a histogram of microseconds.
+    pub(crate) fn from_micros(histogram: &Histogram<u64>) -> LatencySummary {
+        if histogram.is_empty() {
+            return LatencySummary::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        LatencySummary {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1000.0,
+        }
+    }
+}
+
+/// A DUMPLOG answer written to disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpFile {
+    pub line: usize,
+    pub transaction_num: i64,
+    /// The user whose log it is; `None` for the whole system's.
+    pub user: Option<String>,
+    /// The file name as the workload gave it.
+    pub filename: String,
+    /// Where it was written.
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// A DUMPLOG answer that was not saved: a refused file name or a write
+/// error. Either fails the run, as the log it asked for is missing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumplogError {
+    pub line: usize,
+    pub transaction_num: i64,
+    pub filename: Option<String>,
+    pub error: String,
+}
+
+impl Report {
+    /// Whether every command got an answer and every log was saved;
+    /// refusals are expected (the course files are full of them) and do
+    /// not count against a run.
+    pub fn succeeded(&self) -> bool {
+        self.failed == 0 && self.dumplog_errors.is_empty()
+    }
+
+    /// Writes the report as pretty JSON.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, self).context("encoding the report")?;
+        out.write_all(b"\n")?;
+        out.flush()
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// A summary for a terminal.
+    pub fn print_table(&self, out: &mut impl Write) -> io::Result<()> {
+        let share = |n: u64| {
+            if self.commands == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / self.commands as f64
+            }
+        };
+        writeln!(out, "Replay against {}", self.target)?;
+        writeln!(out, "  {:<20}{:>12}", "commands", self.commands)?;
+        writeln!(out, "  {:<20}{:>12}", "users", self.users)?;
+        writeln!(out, "  {:<20}{:>12}", "concurrency", self.concurrency)?;
+        writeln!(
+            out,
+            "  {:<20}{:>12}  {:>5.1}%",
+            "accepted",
+            self.accepted,
+            share(self.accepted)
+        )?;
+        writeln!(
+            out,
+            "  {:<20}{:>12}  {:>5.1}%",
+            "rejected",
+            self.rejected,
+            share(self.rejected)
+        )?;
+        for (code, n) in &self.rejected_by_code {
+            writeln!(out, "    {code:<18}{n:>12}")?;
+        }
+        writeln!(
+            out,
+            "  {:<20}{:>12}  {:>5.1}%",
+            "failed",
+            self.failed,
+            share(self.failed)
+        )?;
+        for (reason, n) in &self.failed_by_reason {
+            writeln!(out, "    {reason:<18}{n:>12}")?;
+        }
+        writeln!(out, "  {:<20}{:>12}", "retries", self.retries)?;
+        writeln!(
+            out,
+            "  {:<20}{:>12}",
+            "malformed lines", self.malformed_lines
+        )?;
+        for bad in self.malformed.iter().take(10) {
+            writeln!(out, "    line {}: {} ({})", bad.line, bad.reason, bad.text)?;
+        }
+        if self.malformed.len() > 10 {
+            writeln!(out, "    ... and {} more", self.malformed.len() - 10)?;
+        }
+        writeln!(out, "  {:<20}{:>12.3} s", "duration", self.duration_s)?;
+        writeln!(
+            out,
+            "  {:<20}{:>12.1} commands/s",
+            "throughput", self.throughput_per_s
+        )?;
+        let l = &self.latency_ms;
+        writeln!(
+            out,
+            "  {:<20}p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}",
+            "latency (ms)", l.p50, l.p90, l.p99, l.max, l.mean
+        )?;
+        for dump in &self.dumplogs {
+            writeln!(
+                out,
+                "  dumplog {} -> {} ({} bytes)",
+                dump.filename,
+                dump.path.display(),
+                dump.bytes
+            )?;
+        }
+        for error in &self.dumplog_errors {
+            let name = error.filename.as_deref().unwrap_or("(none)");
+            writeln!(
+                out,
+                "  dumplog error, line {} ({name:?}): {}",
+                error.line, error.error
+            )?;
+        }
+        writeln!(
+            out,
+            "  {:<20}{:>12}",
+            "result",
+            if self.succeeded() { "OK" } else { "FAILED" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            target: "http://127.0.0.1:9999".into(),
+            commands: 10,
+            accepted: 6,
+            rejected: 3,
+            rejected_by_code: BTreeMap::from([
+                ("insufficient_funds".into(), 2),
+                ("unknown".into(), 1),
+            ]),
+            failed: 1,
+            failed_by_reason: BTreeMap::from([("http_500".into(), 1)]),
+            retries: 2,
+            malformed_lines: 1,
+            malformed: vec![MalformedLine {
+                line: 4,
+                reason: "the command name is missing".into(),
+                text: "[4]".into(),
+            }],
+            users: 2,
+            concurrency: 2,
+            duration_s: 0.5,
+            throughput_per_s: 20.0,
+            latency_ms: LatencySummary::default(),
+            dumplogs: vec![DumpFile {
+                line: 10,
+                transaction_num: 10,
+                user: None,
+                filename: "./testLOG".into(),
+                path: "out/testLOG".into(),
+                bytes: 1234,
+            }],
+            dumplog_errors: vec![],
+            timeline: vec![10],
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_histogram() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for ms in 1..=100u64 {
+            h.record(ms * 1000).unwrap();
+        }
+        let s = LatencySummary::from_micros(&h);
+        let close = |got: f64, want: f64| (got - want).abs() <= want * 0.001;
+        assert!(close(s.p50, 50.0), "{s:?}");
+        assert!(close(s.p90, 90.0), "{s:?}");
+        assert!(close(s.p99, 99.0), "{s:?}");
+        assert!(close(s.max, 100.0), "{s:?}");
+        assert!(close(s.mean, 50.5), "{s:?}");
+        assert_eq!(
+            LatencySummary::from_micros(&Histogram::new(3).unwrap()),
+            LatencySummary::default()
+        );
+    }
+
+    #[test]
+    fn a_failure_or_a_lost_log_fails_the_run() {
+        let mut r = report();
+        assert!(!r.succeeded());
+        r.failed = 0;
+        assert!(r.succeeded());
+        r.dumplog_errors.push(DumplogError {
+            line: 3,
+            transaction_num: 3,
+            filename: Some("../x".into()),
+            error: "refused".into(),
+        });
+        assert!(!r.succeeded());
+    }
+
+    #[test]
+    fn writes_json_that_reads_back_and_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let r = report();
+        r.write_json(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "commands",
+            "accepted",
+            "rejected_by_code",
+            "failed_by_reason",
+            "malformed_lines",
+            "throughput_per_s",
+            "timeline",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+        assert_eq!(json["latency_ms"]["p99"], 0.0);
+
+        let mut table = Vec::new();
+        r.print_table(&mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        for expected in [
+            "insufficient_funds",
+            "http_500",
+            "line 4",
+            "./testLOG",
+            "1234 bytes",
+            "FAILED",
+        ] {
+            assert!(table.contains(expected), "{expected} in\n{table}");
+        }
+    }
+}

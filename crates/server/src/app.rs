@@ -1,0 +1,205 @@
+//! Assembling and running an instance: the router with its middleware, the
+//! store, the quote cache and the trigger engine; start and graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{get, post};
+use quotes::{QuoteCache, QuoteClient, QuoteSource};
+use store::{SqliteOptions, SqliteStore, Store};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::admin_token::{self, TokenSource};
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::routes::{commands, health, log, quotes as quote_routes, users};
+use crate::settings::Settings;
+use crate::shutdown::{self, Shutdown};
+use crate::state::AppState;
+use crate::trading::{Trading, spawn_trigger_engine};
+use crate::{openapi, telemetry};
+
+pub const X_INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let instance = HeaderValue::from_str(&state.instance_id)
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid-instance-id"));
+    Router::new()
+        .route("/api/v1/commands", post(commands::run_command))
+        .route("/api/v1/users/{user}", get(users::summary))
+        .route("/api/v1/quotes/{symbol}", get(quote_routes::quote))
+        .route("/api/v1/log", get(log::dump_log))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(commands::MAX_BODY))
+        .layer(from_fn_with_state(state.clone(), observe))
+        // Outermost, so that every response carries it, errors included.
+        .layer(SetResponseHeaderLayer::overriding(X_INSTANCE_ID, instance))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("There is no such endpoint; see /api/v1/openapi.json.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not take that method; see /api/v1/openapi.json.",
+    )
+}
+
+/// One log line and the metrics of every request, under the request id the
+/// balancer set (or a new one), which the response carries back.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .filter(|v| v.len() <= 128 && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(|| {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            HeaderValue::from_str(&format!("{}-{n}", state.instance_id))
+                .unwrap_or_else(|_| HeaderValue::from_static("-"))
+        });
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID, request_id.clone());
+    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    tracing::info!(
+        request_id = request_id.to_str().unwrap_or("-"),
+        %method,
+        route,
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// A started instance.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub token_source: TokenSource,
+    trigger: shutdown::Trigger,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    triggers: tokio::task::JoinHandle<()>,
+    trading: Arc<Trading>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot keep the admin token in the data directory: {0}")]
+    AdminToken(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("invalid quote settings: {0}")]
+    Quotes(String),
+}
+
+/// Opens the store, starts the trigger engine and starts serving.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| StartError::Listen(settings.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(settings.listen, e))?;
+    let (admin_token, token_source) =
+        admin_token::resolve(settings.admin_token.as_deref(), &settings.data_dir)
+            .map_err(StartError::AdminToken)?;
+
+    let clock = store::system_clock();
+    let store = SqliteStore::open(SqliteOptions {
+        data_dir: settings.data_dir.clone(),
+        server: settings.instance_id.clone(),
+        clock: clock.clone(),
+        max_batch: settings.max_batch,
+    })?;
+    let source = QuoteSource::from_setting(&settings.quote_server, settings.builtin_quotes)
+        .map_err(|e| StartError::Quotes(e.to_string()))?;
+    let quotes = QuoteCache::new(
+        QuoteClient::new(source, settings.quote_client),
+        settings.quote_ttl,
+    );
+    let trading = Arc::new(Trading::new(Store::Sqlite(store), quotes));
+
+    let state = AppState {
+        trading: trading.clone(),
+        auth: Arc::new(Auth::new(&admin_token)),
+        instance_id: Arc::from(settings.instance_id.as_str()),
+        metrics: telemetry::metrics_handle(),
+        clock,
+    };
+    let (trigger, shutdown) = shutdown::channel();
+    let triggers =
+        spawn_trigger_engine(trading.clone(), settings.trigger_refresh, shutdown.clone());
+    let app = router(state);
+    let server = tokio::spawn(serve(listener, app, shutdown));
+    tracing::info!(%addr, instance = settings.instance_id, "serving");
+    Ok(Running {
+        addr,
+        admin_token,
+        token_source,
+        trigger,
+        server,
+        triggers,
+        trading,
+    })
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+}
+
+impl Running {
+    /// Stops taking connections, lets requests in flight finish, stops the
+    /// trigger engine and commits what is queued. Nothing acknowledged is
+    /// lost, and nothing in flight is cut off.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the server stopped with an error"),
+            Err(error) => tracing::error!(%error, "the server task failed"),
+        }
+        let _ = self.triggers.await;
+        self.trading.close().await;
+        tracing::info!("stopped");
+    }
+}

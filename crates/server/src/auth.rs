@@ -1,0 +1,154 @@
+//! Who is calling: the supervisor (the admin token) or a trader. Bearer
+//! tokens are compared in constant time, so response timing reveals nothing
+//! of the secret.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use engine::UserId;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// May act for any user and read the global log.
+    Supervisor,
+    /// May act only for this user.
+    User(UserId),
+}
+
+impl Principal {
+    pub fn may_act_for(&self, user: &UserId) -> bool {
+        match self {
+            Principal::Supervisor => true,
+            Principal::User(me) => me == user,
+        }
+    }
+
+    /// Refuses with 403 unless this caller may act for `user`.
+    pub fn check(&self, user: &UserId) -> Result<(), ApiError> {
+        if self.may_act_for(user) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "This token may not act for {user}."
+            )))
+        }
+    }
+
+    pub fn check_supervisor(&self, what: &str) -> Result<(), ApiError> {
+        match self {
+            Principal::Supervisor => Ok(()),
+            Principal::User(_) => Err(ApiError::forbidden(format!(
+                "Only the supervisor may {what}."
+            ))),
+        }
+    }
+
+    /// The user id sent to the quote service for a fetch this caller causes.
+    pub fn quote_user(&self) -> UserId {
+        match self {
+            Principal::Supervisor => UserId::parse("supervisor").expect("valid id"),
+            Principal::User(user) => user.clone(),
+        }
+    }
+}
+
+/// The secrets requests are checked against.
+pub struct Auth {
+    admin_token: Vec<u8>,
+}
+
+impl Auth {
+    pub fn new(admin_token: &str) -> Auth {
+        Auth {
+            admin_token: admin_token.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, ApiError> {
+        let Some(value) = authorization else {
+            return Err(ApiError::unauthorized(
+                "This needs an Authorization: Bearer <token> header.",
+            ));
+        };
+        let token = value
+            .strip_prefix(b"Bearer ")
+            .or_else(|| value.strip_prefix(b"bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("The Authorization header must be: Bearer <token>.")
+            })?;
+        if bool::from(token.ct_eq(&self.admin_token)) {
+            return Ok(Principal::Supervisor);
+        }
+        Err(ApiError::unauthorized("The token is not valid."))
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
+        state.auth.authenticate(header)
+    }
+}
+
+/// A fresh random secret: 32 bytes from the operating system, hex encoded.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_supervisor_from_everyone_else() {
+        let auth = Auth::new("s3cret");
+        assert_eq!(
+            auth.authenticate(Some(b"Bearer s3cret")).unwrap(),
+            Principal::Supervisor
+        );
+        for bad in [
+            &b"Bearer s3cre"[..],
+            b"Bearer s3cret ",
+            b"Basic s3cret",
+            b"s3cret",
+            b"Bearer ",
+        ] {
+            assert_eq!(
+                auth.authenticate(Some(bad)).unwrap_err().status,
+                401,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(auth.authenticate(None).unwrap_err().code, "unauthorized");
+    }
+
+    #[test]
+    fn a_trader_acts_only_for_themselves() {
+        let me = UserId::parse("me").unwrap();
+        let other = UserId::parse("other").unwrap();
+        let principal = Principal::User(me.clone());
+        assert!(principal.check(&me).is_ok());
+        assert_eq!(principal.check(&other).unwrap_err().status, 403);
+        assert!(principal.check_supervisor("read the log").is_err());
+        assert!(Principal::Supervisor.check(&other).is_ok());
+    }
+
+    #[test]
+    fn generated_tokens_are_long_and_distinct() {
+        let (a, b) = (generate_token(), generate_token());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+}

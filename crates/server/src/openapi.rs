@@ -1,0 +1,198 @@
+//! The OpenAPI 3.1 document of the JSON API, at `/api/v1/openapi.json`.
+//!
+//! Written out here rather than derived: the engine's types stay free of
+//! HTTP-documentation dependencies, and the contract (SPEC.md section 4)
+//! reads in one place. Tests check that every route is documented and that
+//! real responses match these schemas.
+
+use std::sync::OnceLock;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::routes::commands::json_response;
+
+pub async fn document() -> Response {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    let bytes =
+        BYTES.get_or_init(|| serde_json::to_vec_pretty(&spec()).expect("JSON value serializes"));
+    json_response(StatusCode::OK, bytes.clone())
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn standard_errors() -> Value {
+    json!({
+        "400": error_response("Malformed request: bad JSON, unknown command, missing or unexpected field, invalid user id or symbol."),
+        "401": error_response("No valid bearer token."),
+        "403": error_response("The token may not act for this user, or only the supervisor may do this."),
+        "503": error_response("A dependency is down (database, quote service); nothing was changed; safe to retry."),
+    })
+}
+
+fn with_errors(mut responses: Value, extra: &[(&str, &str)]) -> Value {
+    let map = responses.as_object_mut().expect("object");
+    for (code, value) in standard_errors().as_object().expect("object") {
+        map.insert(code.clone(), value.clone());
+    }
+    for (code, description) in extra {
+        map.insert((*code).to_owned(), error_response(description));
+    }
+    responses
+}
+
+/// The whole document.
+pub fn spec() -> Value {
+    let money =
+        json!({"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$", "examples": ["1234.50"]});
+    let symbol = json!({"type": "string", "pattern": "^[A-Z]{1,3}$"});
+    let user_param = json!({"name": "user", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/UserId"}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "DayTrader API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The SENG 468 day-trading commands over JSON. Money is a decimal string with two places. \
+                Authenticate with `Authorization: Bearer <token>`: the supervisor token acts for anyone.",
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/commands": {"post": {
+                "summary": "Run one command",
+                "description": "`transaction_num` is the idempotency key: a command sent again with a number already \
+                    executed for the user is not run again and answers its first outcome (with `X-Idempotent-Replay: true`). \
+                    DUMPLOG answers with the XML audit log.",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRequest"}}}},
+                "responses": with_errors(json!({
+                    "200": {"description": "The command ran.", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/CommandResponse"}},
+                        "application/xml": {"schema": {"type": "string"}},
+                    }},
+                }), &[
+                    ("404", "Unknown user."),
+                    ("409", "Nothing to act on: nothing pending, no trigger amount set."),
+                    ("413", "The body is too large."),
+                    ("415", "The body is not JSON."),
+                    ("422", "A business rule: funds, holdings, amount."),
+                ]),
+            }},
+            "/api/v1/users/{user}": {"get": {
+                "summary": "A trader's summary",
+                "parameters": [user_param],
+                "responses": with_errors(json!({
+                    "200": {"description": "The summary.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Summary"}}}},
+                }), &[("404", "Unknown user.")]),
+            }},
+            "/api/v1/quotes/{symbol}": {"get": {
+                "summary": "The current price of a stock",
+                "parameters": [{"name": "symbol", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z]{1,3}$"}}],
+                "responses": with_errors(json!({
+                    "200": {"description": "The price.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Quote"}}}},
+                }), &[]),
+            }},
+            "/api/v1/log": {"get": {
+                "summary": "DUMPLOG: the audit log as XML",
+                "description": "Without `user`, the whole system's log (supervisor only). Recorded as a DUMPLOG command.",
+                "parameters": [{"name": "user", "in": "query", "required": false, "schema": {"$ref": "#/components/schemas/UserId"}}],
+                "responses": with_errors(json!({
+                    "200": {"description": "The log, streamed.", "content": {"application/xml": {"schema": {"type": "string"}}}},
+                }), &[("404", "Unknown user.")]),
+            }},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This document", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }},
+            "/healthz": {"get": {
+                "summary": "Liveness", "security": [],
+                "responses": {"200": {"description": "The process is up.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}},
+            }},
+            "/readyz": {"get": {
+                "summary": "Readiness: the database answers", "security": [],
+                "responses": {
+                    "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                    "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                },
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics", "security": [],
+                "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Money": money,
+                "Symbol": symbol,
+                "UserId": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }}},
+                "CommandRequest": {
+                    "type": "object", "required": ["command"], "additionalProperties": false,
+                    "properties": {
+                        "command": {"type": "string", "enum": engine::CommandName::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
+                        "user": {"type": ["string", "null"]},
+                        "symbol": {"type": ["string", "null"]},
+                        "amount": {"type": ["string", "null"], "description": "Dollars with at most two decimals; the price for SET_*_TRIGGER."},
+                        "filename": {"type": ["string", "null"], "description": "DUMPLOG only: recorded, never written by the server."},
+                        "transaction_num": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                },
+                "CommandResponse": {
+                    "type": "object", "required": ["transaction_num", "command", "result"],
+                    "properties": {
+                        "transaction_num": {"type": "integer"},
+                        "command": {"type": "string"},
+                        "user": {"type": "string"},
+                        "result": {"type": "object", "description": "What the command did; its fields depend on the command."},
+                        "cash": {"$ref": "#/components/schemas/Money"},
+                        "reserved_cash": {"$ref": "#/components/schemas/Money"},
+                    },
+                },
+                "Summary": {
+                    "type": "object",
+                    "required": ["user", "cash", "reserved_cash", "holdings", "pending_buys", "pending_sells", "buy_triggers", "sell_triggers", "history"],
+                    "properties": {
+                        "user": {"type": "string"},
+                        "cash": {"$ref": "#/components/schemas/Money"},
+                        "reserved_cash": {"$ref": "#/components/schemas/Money"},
+                        "holdings": {"type": "array", "items": {"type": "object", "required": ["symbol", "shares", "reserved_shares"], "properties": {
+                            "symbol": {"$ref": "#/components/schemas/Symbol"}, "shares": {"type": "integer"}, "reserved_shares": {"type": "integer"},
+                        }}},
+                        "pending_buys": {"type": "array", "items": {"$ref": "#/components/schemas/PendingOrder"}},
+                        "pending_sells": {"type": "array", "items": {"$ref": "#/components/schemas/PendingOrder"}},
+                        "buy_triggers": {"type": "array", "items": {"$ref": "#/components/schemas/Trigger"}},
+                        "sell_triggers": {"type": "array", "items": {"$ref": "#/components/schemas/Trigger"}},
+                        "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryItem"}},
+                    },
+                },
+                "PendingOrder": {"type": "object", "required": ["symbol", "shares", "price", "amount", "created_at_ms", "expires_at_ms"], "properties": {
+                    "symbol": {"$ref": "#/components/schemas/Symbol"}, "shares": {"type": "integer"},
+                    "price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"},
+                    "created_at_ms": {"type": "integer"}, "expires_at_ms": {"type": "integer"},
+                }},
+                "Trigger": {"type": "object", "required": ["symbol", "amount", "armed"], "properties": {
+                    "symbol": {"$ref": "#/components/schemas/Symbol"}, "amount": {"$ref": "#/components/schemas/Money"},
+                    "trigger_price": {"oneOf": [{"$ref": "#/components/schemas/Money"}, {"type": "null"}]},
+                    "reserved_shares": {"type": "integer"}, "armed": {"type": "boolean"},
+                }},
+                "HistoryItem": {"type": "object", "required": ["transaction_num", "at_ms", "command", "outcome"], "properties": {
+                    "transaction_num": {"type": "integer"}, "at_ms": {"type": "integer"}, "command": {"type": "string"},
+                    "symbol": {"$ref": "#/components/schemas/Symbol"}, "amount": {"type": "string"},
+                    "outcome": {"type": "string"}, "message": {"type": "string"},
+                }},
+                "Quote": {"type": "object", "required": ["symbol", "price", "fetched_at_ms", "cached"], "properties": {
+                    "symbol": {"$ref": "#/components/schemas/Symbol"}, "price": {"$ref": "#/components/schemas/Money"},
+                    "fetched_at_ms": {"type": "integer"}, "cached": {"type": "boolean"},
+                }},
+                "Health": {"type": "object", "required": ["status", "instance"], "properties": {
+                    "status": {"type": "string"}, "instance": {"type": "string"}, "checks": {"type": "object"},
+                }},
+            },
+        },
+    })
+}

@@ -1,0 +1,7 @@
+//! The HTTP routes, one module per resource.
+
+pub mod commands;
+pub mod health;
+pub mod log;
+pub mod quotes;
+pub mod users;

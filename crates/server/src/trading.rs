@@ -1,0 +1,192 @@
+//! The trading service: the path every command takes, whichever door it
+//! came in by. It gets the price a command needs (before any transaction, so
+//! no transaction ever waits on the quote service), then hands the command
+//! to the store's group commit.
+
+use std::sync::Arc;
+
+use engine::{CommandRequest, Money, Symbol, UserId};
+use quotes::{Origin, Quote, QuoteCache, QuoteError};
+use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Store, StoreError, Work};
+
+use crate::shutdown::Shutdown;
+
+/// What can keep a command from running (as opposed to running and being
+/// refused, which is an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Quote(#[from] QuoteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Trading {
+    store: Store,
+    reader: Reader,
+    quotes: QuoteCache,
+}
+
+impl Trading {
+    pub fn new(store: Store, quotes: QuoteCache) -> Trading {
+        let reader = store.reader();
+        Trading {
+            store,
+            reader,
+            quotes,
+        }
+    }
+
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    pub fn quotes(&self) -> &QuoteCache {
+        &self.quotes
+    }
+
+    /// Runs one command, recording it with its outcome. `idem_key` is the
+    /// client's transaction number.
+    pub async fn execute(
+        &self,
+        request: CommandRequest,
+        idem_key: Option<i64>,
+    ) -> Result<Done, ServiceError> {
+        // A command refused for its amount needs no price: don't pay for one.
+        let symbol = request.command().ok().and_then(|c| c.price_symbol());
+        let quote = match (symbol, &request.user) {
+            (Some(symbol), Some(user)) => Some(quote_use(self.quotes.get(symbol, user).await?)),
+            _ => None,
+        };
+        let job = Job {
+            user: request.user.clone(),
+            idem_key,
+            work: Work::Command { request, quote },
+        };
+        Ok(self.store.submit(job).await?)
+    }
+
+    /// The current price of `symbol` for a read that is not a command. A
+    /// fetch it causes is still recorded, since it cost money.
+    pub async fn quote(
+        &self,
+        symbol: Symbol,
+        for_user: &UserId,
+        recorded_as: Option<UserId>,
+    ) -> Result<Quote, ServiceError> {
+        let quote = self.quotes.get(symbol, for_user).await?;
+        if let Origin::Fetched(fetched) = &quote.origin {
+            let job = Job {
+                user: recorded_as,
+                idem_key: None,
+                work: Work::Quote(fetch_record(fetched)),
+            };
+            self.store.submit(job).await?;
+        }
+        Ok(quote)
+    }
+
+    /// A new price is known for `symbol`: fire every trigger it satisfies,
+    /// each user's in its own atomic step. Returns how many users' triggers
+    /// fired.
+    pub async fn fire_triggers(&self, symbol: Symbol, price: Money) -> Result<usize, StoreError> {
+        let users = self
+            .reader
+            .users_with_firing_triggers(symbol, price)
+            .await?;
+        let jobs = users.into_iter().map(|user| {
+            self.store.submit(Job {
+                user: Some(user),
+                idem_key: None,
+                work: Work::Price { symbol, price },
+            })
+        });
+        let mut fired = 0;
+        for done in futures::future::join_all(jobs).await {
+            fired += usize::from(done?.seq.is_some());
+        }
+        if fired > 0 {
+            metrics::counter!("triggers_fired_total").increment(fired as u64);
+        }
+        Ok(fired)
+    }
+
+    /// Fetches (through the cache) the price of every symbol with an armed
+    /// trigger; each new price fires triggers through the cache's
+    /// subscription. `refresher` is the id sent to the quote service.
+    pub async fn refresh_armed_prices(&self, refresher: &UserId) -> Result<(), ServiceError> {
+        for symbol in self.reader.armed_symbols().await? {
+            self.quote(symbol, refresher, None).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+fn fetch_record(fetched: &quotes::Fetched) -> QuoteFetch {
+    QuoteFetch {
+        symbol: fetched.symbol,
+        price: fetched.price,
+        user: fetched.user.clone(),
+        quote_server_time_ms: fetched.quote_server_time_ms,
+        cryptokey: fetched.cryptokey.clone(),
+    }
+}
+
+fn quote_use(quote: Quote) -> QuoteUse {
+    match &quote.origin {
+        Origin::Fetched(fetched) => QuoteUse::Fetched(fetch_record(fetched)),
+        Origin::Cached => QuoteUse::Cached {
+            symbol: quote.symbol,
+            price: quote.price,
+        },
+    }
+}
+
+/// The trigger engine of one process: every price fetched into the cache
+/// fires the triggers it satisfies, and the prices of symbols with armed
+/// triggers are refreshed every `refresh` (through the cache, so at most
+/// once per cache lifetime per symbol).
+pub fn spawn_trigger_engine(
+    trading: Arc<Trading>,
+    refresh: std::time::Duration,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let mut prices = trading.quotes().subscribe();
+    let refresher = UserId::parse("daytrader-triggers").expect("valid id");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(refresh);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                price = prices.recv() => match price {
+                    Ok((symbol, price)) => {
+                        if let Err(error) = trading.fire_triggers(symbol, price).await {
+                            tracing::warn!(%error, %symbol, "could not fire triggers; the next refresh retries");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "the trigger engine fell behind; re-checking from cached prices");
+                        for symbol in trading.reader().armed_symbols().await.unwrap_or_default() {
+                            if let Some(quote) = trading.quotes().peek(symbol)
+                                && let Err(error) = trading.fire_triggers(symbol, quote.price).await
+                            {
+                                tracing::warn!(%error, %symbol, "could not fire triggers");
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    if let Err(error) = trading.refresh_armed_prices(&refresher).await {
+                        tracing::warn!(%error, "could not refresh the prices of armed triggers");
+                    }
+                }
+            }
+        }
+    })
+}
