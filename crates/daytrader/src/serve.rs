@@ -15,12 +15,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let data_dir = settings.data_dir.clone();
     let instance = settings.instance_id.clone();
     let running = server::start(settings).await?;
-    // On stdout, for people and for scripts that wait for the port.
-    println!(
-        "DayTrader listening on http://{} (instance {instance}, data {})",
-        running.addr,
-        data_dir.display()
-    );
     match &running.token_source {
         TokenSource::Configured => println!("Supervisor token: from the configuration"),
         TokenSource::Kept(path) => println!("Supervisor token: in {}", path.display()),
@@ -30,6 +24,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             running.admin_token
         ),
     }
+    // Last, on stdout: scripts wait for this line, by then all is said.
+    println!(
+        "DayTrader listening on http://{} (instance {instance}, data {})",
+        running.addr,
+        data_dir.display()
+    );
     wait_for_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     running.stop().await;

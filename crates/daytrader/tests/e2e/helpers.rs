@@ -1,0 +1,353 @@
+//! `spawn_app`: the real `daytrader` binary on a random port with its own
+//! data directory, and a small HTTP client to talk to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Method;
+use hyper::header::HeaderMap;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const TOKEN: &str = "e2e-supervisor-token-0123456789";
+pub const BIN: &str = env!("CARGO_BIN_EXE_daytrader");
+
+pub struct App {
+    pub data_dir: PathBuf,
+    /// Everything the process printed on stdout before it was ready.
+    pub banner: Vec<String>,
+    client: Http,
+    child: Child,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Talks to one instance; cheap to clone into tasks.
+#[derive(Clone)]
+pub struct Http {
+    pub url: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.client
+    }
+}
+
+/// Options beyond the defaults (a fresh data dir, the fixed quote server,
+/// the test supervisor token).
+#[derive(Default)]
+pub struct Options {
+    pub data_dir: Option<PathBuf>,
+    pub env: Vec<(&'static str, String)>,
+    /// Leave DAYTRADER_ADMIN_TOKEN unset.
+    pub no_token: bool,
+}
+
+pub fn spawn_app() -> App {
+    spawn_with(Options::default())
+}
+
+pub fn spawn_with(options: Options) -> App {
+    try_spawn(options).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts the binary; fails with everything it printed if it never became
+/// ready.
+pub fn try_spawn(options: Options) -> Result<App, String> {
+    let temp = match options.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().unwrap()),
+    };
+    let data_dir = options
+        .data_dir
+        .unwrap_or_else(|| temp.as_ref().unwrap().path().join("data"));
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .env("PORT", "0")
+        .env("BIND", "127.0.0.1")
+        .env("DAYTRADER_DATA_DIR", &data_dir)
+        .env("INSTANCE_ID", "e2e-1")
+        .env("RUST_LOG", "warn")
+        .env_remove("DAYTRADER_ADMIN_TOKEN_FILE")
+        .env_remove("QUOTE_SERVER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if options.no_token {
+        command.env_remove("DAYTRADER_ADMIN_TOKEN");
+    } else {
+        command.env("DAYTRADER_ADMIN_TOKEN", TOKEN);
+    }
+    for (key, value) in &options.env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {BIN}: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Drain stderr so the child never blocks on a full pipe; keep it for errors.
+    let (etx, erx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let text: Vec<String> = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        let _ = etx.send(text.join("\n"));
+    });
+    let mut banner = Vec::new();
+    let url = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let found = line
+                    .strip_prefix("DayTrader listening on http://")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(|addr| format!("http://{addr}"));
+                banner.push(line);
+                if let Some(url) = found {
+                    break url;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let errors = erx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+                return Err(format!(
+                    "the server never became ready.\nstdout: {banner:?}\nstderr: {errors}"
+                ));
+            }
+        }
+    };
+    // Keep reading stdout so the pipe never fills.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Ok(App {
+        data_dir,
+        banner,
+        client: Http {
+            url,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        },
+        child,
+        _temp: temp,
+    })
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The error code of an error reply; empty for anything else.
+    pub fn code(&self) -> String {
+        serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Http {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some((content_type, bytes)) => {
+                builder = builder.header("content-type", content_type);
+                Full::new(Bytes::from(bytes))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let response = self
+            .try_request(builder.body(body).unwrap())
+            .await
+            .expect("the server answers");
+        response
+    }
+
+    /// Sends a request; a transport failure is an `Err`, not a panic.
+    pub async fn try_request(&self, request: hyper::Request<Full<Bytes>>) -> Result<Reply, String> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// POSTs a command as the supervisor; a transport failure is an `Err`.
+    pub async fn try_command(&self, body: Value) -> Result<Reply, String> {
+        let request = hyper::Request::post(format!("{}/api/v1/commands", self.url))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        self.try_request(request).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, Some(TOKEN), None).await
+    }
+
+    /// POSTs a command as the supervisor.
+    pub async fn command(&self, body: Value) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/v1/commands",
+            Some(TOKEN),
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
+    }
+}
+
+impl App {
+    pub fn client(&self) -> Http {
+        self.client.clone()
+    }
+
+    /// Replays a workload file with `daytrader workload run`; returns the
+    /// JSON report and where DUMPLOGs went.
+    pub async fn replay(&self, file: &Path) -> (Value, PathBuf) {
+        let out = self.data_dir.parent().unwrap().join("replay-out");
+        let report = out.join("report.json");
+        let status = tokio::process::Command::new(BIN)
+            .args(["workload", "run"])
+            .arg(file)
+            .args([
+                "--target",
+                &self.url,
+                "--token",
+                TOKEN,
+                "--quiet",
+                "--out-dir",
+            ])
+            .arg(&out)
+            .arg("--report")
+            .arg(&report)
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .unwrap();
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(&report).expect("a report")).unwrap();
+        assert!(status.success(), "the replay failed: {report:#}");
+        (report, out)
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Validates XML against the project's own copy of the log schema, and the
+/// course's when `../shared` is there. In CI a missing xmllint fails.
+pub fn assert_valid_log(path: &Path) {
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/schema/logfile.xsd");
+    let course =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seng468/logfile-anytime.xsd");
+    for schema in [Some(ours), course.exists().then_some(course)]
+        .into_iter()
+        .flatten()
+    {
+        match Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&schema)
+            .arg(path)
+            .output()
+        {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{} does not validate against {}: {}",
+                path.display(),
+                schema.display(),
+                String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect::<String>()
+            ),
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("xmllint is required in CI: {e}")
+            }
+            Err(e) => eprintln!("SKIPPED schema validation, xmllint not found: {e}"),
+        }
+    }
+}
+
+/// The course workloads, when `../shared` is beside the project.
+pub fn course_file(name: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/workloads")
+        .join(name);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED {name}: ../shared/workloads is not beside the project");
+        None
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `daytrader` binary, over HTTP.
+
+mod api;
+mod helpers;
+mod lifecycle;
+mod oracle;
+mod workloads;
