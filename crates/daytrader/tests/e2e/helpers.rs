@@ -200,11 +200,9 @@ impl Http {
             }
             None => Full::new(Bytes::new()),
         };
-        let response = self
-            .try_request(builder.body(body).unwrap())
+        self.try_request(builder.body(body).unwrap())
             .await
-            .expect("the server answers");
-        response
+            .expect("the server answers")
     }
 
     /// Sends a request; a transport failure is an `Err`, not a panic.
