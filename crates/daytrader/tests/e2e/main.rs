@@ -4,4 +4,5 @@ mod api;
 mod helpers;
 mod lifecycle;
 mod oracle;
+mod triggers;
 mod workloads;
