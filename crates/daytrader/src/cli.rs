@@ -34,6 +34,51 @@ pub enum Command {
     /// Ask a running instance whether it is ready; exit 0 if so, 1 if not
     /// (for container health checks, which have no curl).
     Healthcheck(HealthcheckArgs),
+    /// Run the cluster's trigger engine (one worker leads at a time).
+    Worker(ServeArgs),
+    /// Check the stored state against the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Replay the audit log through the engine and compare every user's
+    /// balances, holdings, orders and triggers with what is stored; print
+    /// every difference and exit non-zero if there is one.
+    Verify(DatabaseArgs),
+}
+
+/// Where the data is: PostgreSQL when `DATABASE_URL` or `DB_HOST` is set,
+/// else the embedded SQLite file in the data directory.
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// Where the embedded database and the generated admin token live.
+    #[arg(long, env = "DAYTRADER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL; selects the cluster mode.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL's host, when DATABASE_URL is not given.
+    #[arg(long, env = "DB_HOST")]
+    pub db_host: Option<String>,
+    #[arg(long, env = "DB_PORT", default_value_t = 5432)]
+    pub db_port: u16,
+    #[arg(long, env = "DB_NAME", default_value = "daytrader")]
+    pub db_name: String,
+    #[arg(long, env = "DB_USER", default_value = "daytrader")]
+    pub db_user: String,
+    #[arg(long, env = "DB_PASS", hide_env_values = true)]
+    pub db_pass: Option<String>,
+    /// A file holding the password (for container secrets).
+    #[arg(long, env = "DB_PASS_FILE", conflicts_with = "db_pass")]
+    pub db_pass_file: Option<PathBuf>,
+    /// Connections in this process's PostgreSQL pool.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// Group commits running at once in this process (PostgreSQL).
+    #[arg(long, env = "DB_COMMITTERS", default_value_t = 2)]
+    pub db_committers: usize,
 }
 
 #[derive(Args, Clone)]
@@ -44,9 +89,19 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
-    /// Where the embedded database and the generated admin token live.
-    #[arg(long, env = "DAYTRADER_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Redis, shared by a cluster's instances (the quote cache).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Redis's host, when REDIS_URL is not given.
+    #[arg(long, env = "REDIS_HOST")]
+    pub redis_host: Option<String>,
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+    /// The prefix of this deployment's keys in Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "daytrader:")]
+    pub redis_prefix: String,
     /// This instance's id, sent as X-Instance-Id (default: the host name).
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
@@ -203,6 +258,6 @@ pub struct HealthcheckArgs {
 
 #[derive(Args)]
 pub struct MigrateArgs {
-    #[arg(long, env = "DAYTRADER_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }

@@ -1,7 +1,10 @@
-//! The one DayTrader binary: `serve` (the default), `quote-server`,
-//! `workload run|generate`, `migrate` and `healthcheck`.
+//! The one DayTrader binary: `serve` (the default), `worker`,
+//! `quote-server`, `workload run|generate`, `migrate`, `audit verify` and
+//! `healthcheck`.
 
+mod audit;
 mod cli;
+mod config;
 mod healthcheck;
 mod quote_server;
 mod serve;
@@ -25,6 +28,8 @@ fn main() -> ExitCode {
             Some(Command::Workload(command)) => workload::run(command).await,
             Some(Command::Migrate(args)) => serve::migrate(args).await,
             Some(Command::Healthcheck(args)) => healthcheck::run(args).await,
+            Some(Command::Worker(args)) => serve::worker(args).await,
+            Some(Command::Audit(cli::AuditCommand::Verify(args))) => audit::verify(args).await,
         }
     });
     match result {

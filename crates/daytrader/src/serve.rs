@@ -1,18 +1,19 @@
-//! `daytrader serve`: run an instance until SIGTERM or Ctrl-C, then drain.
+//! `daytrader serve`, `daytrader worker` and `daytrader migrate`.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use server::Settings;
 use server::admin_token::TokenSource;
+use server::settings::Database;
 
 use crate::cli::{MigrateArgs, ServeArgs};
+use crate::config;
 
+/// Serves until SIGTERM or Ctrl-C, then drains.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(args)?;
-    let data_dir = settings.data_dir.clone();
+    let settings = config::settings(args)?;
+    let storage = describe(&settings.database);
     let instance = settings.instance_id.clone();
     let running = server::start(settings).await?;
     match &running.token_source {
@@ -26,9 +27,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Last, on stdout: scripts wait for this line, by then all is said.
     println!(
-        "DayTrader listening on http://{} (instance {instance}, data {})",
-        running.addr,
-        data_dir.display()
+        "DayTrader listening on http://{} (instance {instance}, {storage})",
+        running.addr
     );
     wait_for_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
@@ -36,67 +36,80 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
-    let admin_token = match (&args.admin_token, &args.admin_token_file) {
-        (Some(token), _) => Some(token.clone()),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the admin token from {}", path.display()))?;
-            let token = text.trim();
-            anyhow::ensure!(
-                !token.is_empty(),
-                "the admin token file {} is empty",
-                path.display()
-            );
-            Some(token.to_owned())
-        }
-        (None, None) => None,
-    };
-    if let Some(token) = &admin_token {
-        anyhow::ensure!(
-            token.len() >= 16,
-            "the admin token must be at least 16 characters long"
-        );
-    }
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.quotes.quote_fault_rate),
-        "QUOTE_FAULT_RATE must be between 0 and 1"
+/// Runs the trigger worker, with its health endpoint on PORT.
+pub async fn worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = config::settings(args)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listener_addr = listener.local_addr()?;
+    let leading = server::worker::Leading::default();
+    let (stop, shutdown) = server::shutdown::channel();
+    let health = server::worker::health_router(leading.clone());
+    let health_shutdown = shutdown.clone();
+    let health = tokio::spawn(async move {
+        axum::serve(listener, health)
+            .with_graceful_shutdown(async move { health_shutdown.wait().await })
+            .await
+    });
+    println!(
+        "DayTrader worker listening on http://{} (instance {})",
+        listener_addr, settings.instance_id
     );
-    let mut settings = Settings::embedded(&args.data_dir);
-    settings.listen = SocketAddr::new(args.bind, args.port);
-    if let Some(id) = args.instance_id {
-        anyhow::ensure!(
-            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()),
-            "INSTANCE_ID must be 1 to 64 visible ASCII characters"
-        );
-        settings.instance_id = id;
-    }
-    settings.admin_token = admin_token;
-    settings.quote_server = args.quotes.quote_server;
-    settings.builtin_quotes = quotes::BuiltinConfig {
-        latency: args.quotes.quote_latency.into(),
-        fault_rate: args.quotes.quote_fault_rate,
-        seed: args.quotes.quote_seed,
-    };
-    settings.quote_ttl = Duration::from_secs(args.quotes.quote_ttl_secs);
-    settings.max_batch = args.max_batch.max(1);
-    settings.trigger_refresh = Duration::from_secs(args.trigger_refresh_secs.max(1));
-    Ok(settings)
-}
-
-pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let store = store::SqliteStore::open(store::SqliteOptions {
-        data_dir: args.data_dir.clone(),
-        server: "migrate".into(),
-        clock: store::system_clock(),
-        max_batch: 1,
-    })?;
-    store.close().await;
-    println!("The database in {} is up to date.", args.data_dir.display());
+    let work = tokio::spawn(server::worker::run(settings, leading, shutdown));
+    wait_for_signal().await;
+    stop.fire();
+    work.await??;
+    health.await??;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+/// Creates or upgrades the schema, then exits.
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let database = config::database(&args.database)?;
+    match &database {
+        Database::Sqlite { data_dir } => {
+            let store = store::SqliteStore::open(store::SqliteOptions {
+                data_dir: data_dir.clone(),
+                server: "migrate".into(),
+                clock: store::system_clock(),
+                max_batch: 1,
+            })?;
+            store.close().await;
+        }
+        Database::Postgres { url, .. } => {
+            let store = store::PgStore::connect(store::PgOptions::new(
+                url.clone(),
+                "migrate".into(),
+                store::system_clock(),
+            ));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while !store.is_ready() {
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "PostgreSQL did not answer within 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            store.close().await;
+        }
+    }
+    println!("The database ({}) is up to date.", describe(&database));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the data is, for start-up lines (never the password).
+pub fn describe(database: &Database) -> String {
+    match database {
+        Database::Sqlite { data_dir } => format!("data {}", data_dir.display()),
+        Database::Postgres { url, .. } => {
+            let host = url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host);
+            format!("PostgreSQL at {host}")
+        }
+    }
+}
+
+pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

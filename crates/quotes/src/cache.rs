@@ -10,7 +10,7 @@ use engine::{Money, Symbol, UserId};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::clock::wall_clock_ms;
+use crate::clock::{remaining_life, wall_clock_ms};
 use crate::{Fetched, QuoteClient, QuoteError, lock};
 
 /// A price, and whether this caller's request fetched it.
@@ -33,10 +33,10 @@ pub enum Origin {
     Cached,
 }
 
-/// Where a cache miss goes. The in-process cache's misses go to the quote
-/// client; a later second-level cache shared between instances (Redis)
-/// slots in here, answering with [`Origin::Cached`] when another instance
-/// has already paid for the price.
+/// Where a cache miss goes: straight to the quote client, or, in a
+/// cluster, to the cache the instances share ([`crate::SharedQuoteLoader`]),
+/// which answers with [`Origin::Cached`] when another instance has already
+/// paid for the price.
 pub trait QuoteLoader: Send + Sync + 'static {
     fn load(
         &self,
@@ -195,8 +195,10 @@ impl<L: QuoteLoader> QuoteCache<L> {
         }
     }
 
-    /// Every price this cache loads from now on, once each, as it becomes
-    /// known: the trigger engine fires triggers from it.
+    /// Every price this cache fetches from the quote service from now on,
+    /// once each, as it becomes known: the trigger engine fires triggers
+    /// from it. Prices read from a cache shared with other instances are
+    /// not announced again here.
     pub fn subscribe(&self) -> broadcast::Receiver<(Symbol, Money)> {
         self.inner.prices.subscribe()
     }
@@ -250,26 +252,35 @@ impl<L> Landing<'_, L> {
             let mut slots = lock(&self.inner.slots);
             let ours = matches!(slots.get(&self.symbol), Some(Slot::Loading(f)) if std::ptr::eq(Arc::as_ptr(f), self.flight));
             if ours {
-                match &outcome {
-                    Ok(quote) => {
-                        // The price is fresh for a full TTL from when it
-                        // arrived, not from when it was asked for.
-                        let ready = Slot::Ready {
-                            price: quote.price,
-                            fetched_at_ms: quote.fetched_at_ms,
-                            expires_at: Instant::now() + self.inner.ttl,
-                        };
-                        slots.insert(self.symbol, ready);
-                    }
-                    Err(_) => {
-                        slots.remove(&self.symbol);
-                    }
-                }
+                // A price is fresh for the TTL from when it was fetched (it
+                // arrived, not when it was asked for), whoever fetched it:
+                // one another instance fetched 50 s ago has 10 s left here
+                // too. Errors are not kept, and neither is a price whose
+                // life is already over.
+                let ready = outcome.as_ref().ok().and_then(|quote| {
+                    let life = remaining_life(quote.fetched_at_ms, self.inner.ttl);
+                    (!life.is_zero()).then(|| Slot::Ready {
+                        price: quote.price,
+                        fetched_at_ms: quote.fetched_at_ms,
+                        expires_at: Instant::now() + life,
+                    })
+                });
+                match ready {
+                    Some(ready) => slots.insert(self.symbol, ready),
+                    None => slots.remove(&self.symbol),
+                };
             }
         }
-        if let Ok(quote) = &outcome {
-            // No subscribers is fine: nobody is watching prices yet.
-            let _ = self.inner.prices.send((self.symbol, quote.price));
+        if let Ok(Quote {
+            price,
+            origin: Origin::Fetched(_),
+            ..
+        }) = &outcome
+        {
+            // Only prices this instance paid for: one read from the shared
+            // cache was announced by the instance that fetched it. No
+            // subscribers is fine: nobody is watching prices yet.
+            let _ = self.inner.prices.send((self.symbol, *price));
         }
         let for_waiters = outcome
             .clone()

@@ -84,6 +84,12 @@ impl QuoteClient {
         QuoteClient { source, config }
     }
 
+    /// How long it waits: a shared cache sizes its fetch locks from the
+    /// deadline.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
     /// Fetches a validated quote, within the configured deadline. When every
     /// attempt has failed, or the deadline has passed, the error is
     /// [`QuoteError::Unavailable`] carrying the last failure.

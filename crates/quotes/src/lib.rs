@@ -1,7 +1,9 @@
 //! DayTrader's quotes: the legacy quote service's wire protocol, a client
 //! that validates every reply and bounds its waiting (timeouts, retries,
 //! hedged requests), the per-symbol cache with single-flight, and the quote
-//! server DayTrader ships for development, tests and benchmarks.
+//! server DayTrader ships for development, tests and benchmarks. In a
+//! cluster, [`SharedQuoteLoader`] puts the cache the instances share
+//! (Redis) behind the in-process one.
 //!
 //! Prices are [`engine::Money`] (integer cents) everywhere; floating point
 //! appears only in latency and fault-rate draws.
@@ -15,6 +17,7 @@ mod price;
 mod prng;
 pub mod protocol;
 pub mod server;
+mod shared;
 mod source;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -25,6 +28,7 @@ pub use error::QuoteError;
 pub use latency::LatencyProfile;
 pub use price::{RandomWalk, fixed_price, fnv1a_32};
 pub use protocol::{QuoteReply, parse_reply};
+pub use shared::SharedQuoteLoader;
 pub use source::{
     BuiltinConfig, BuiltinPrices, InvalidQuoteServer, QuoteServerSetting, QuoteSource,
 };

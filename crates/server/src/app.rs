@@ -12,18 +12,19 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, post};
-use quotes::{QuoteCache, QuoteClient, QuoteSource};
-use store::{SqliteOptions, SqliteStore, Store};
+use cache::Cache;
+use quotes::{QuoteCache, QuoteClient, QuoteSource, SharedQuoteLoader};
+use store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::admin_token::{self, TokenSource};
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::routes::{commands, health, log, quotes as quote_routes, users};
-use crate::settings::Settings;
+use crate::routes::{commands, health, log, notifications, quotes as quote_routes, users};
+use crate::settings::{Database, Settings};
 use crate::shutdown::{self, Shutdown};
 use crate::state::AppState;
-use crate::trading::{Trading, spawn_trigger_engine};
+use crate::trading::{Loader, Trading, spawn_trigger_engine};
 use crate::{openapi, telemetry};
 
 pub const X_INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
@@ -35,6 +36,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/commands", post(commands::run_command))
         .route("/api/v1/users/{user}", get(users::summary))
+        .route(
+            "/api/v1/users/{user}/notifications",
+            get(notifications::list),
+        )
+        .route(
+            "/api/v1/users/{user}/notifications/read",
+            post(notifications::mark_read),
+        )
         .route("/api/v1/quotes/{symbol}", get(quote_routes::quote))
         .route("/api/v1/log", get(log::dump_log))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -124,6 +133,81 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("invalid quote settings: {0}")]
     Quotes(String),
+    #[error("the shared cache: {0}")]
+    Cache(String),
+    #[error(
+        "a cluster instance needs DAYTRADER_ADMIN_TOKEN (or DAYTRADER_ADMIN_TOKEN_FILE), the same for every instance"
+    )]
+    AdminTokenRequired,
+    #[error("the worker runs beside a cluster: set DATABASE_URL (or DB_HOST) to its PostgreSQL")]
+    WorkerNeedsPostgres,
+}
+
+/// What a serving or working process runs on.
+pub struct Services {
+    pub trading: Arc<Trading>,
+    /// The cache shared between instances, when there is one.
+    pub cache: Option<Cache>,
+    pub clock: store::Clock,
+}
+
+/// Opens the store (waiting for PostgreSQL in the background, so a missing
+/// database never stops the process) and the quote cache.
+pub fn services(settings: &Settings) -> Result<Services, StartError> {
+    let clock = store::system_clock();
+    let store = match &settings.database {
+        Database::Sqlite { data_dir } => Store::Sqlite(SqliteStore::open(SqliteOptions {
+            data_dir: data_dir.clone(),
+            server: settings.instance_id.clone(),
+            clock: clock.clone(),
+            max_batch: settings.max_batch,
+        })?),
+        Database::Postgres {
+            url,
+            pool_size,
+            committers,
+        } => {
+            let mut options =
+                PgOptions::new(url.clone(), settings.instance_id.clone(), clock.clone());
+            options.max_batch = settings.max_batch;
+            options.pool_size = *pool_size;
+            options.committers = *committers;
+            Store::Postgres(PgStore::connect(options))
+        }
+    };
+    let source = QuoteSource::from_setting(&settings.quote_server, settings.builtin_quotes)
+        .map_err(|e| StartError::Quotes(e.to_string()))?;
+    let client = QuoteClient::new(source, settings.quote_client);
+    let cache = match &settings.redis_url {
+        Some(url) => Some(
+            Cache::redis(url, &settings.cache_prefix)
+                .map_err(|e| StartError::Cache(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let loader = match &cache {
+        Some(cache) => Loader::Shared(SharedQuoteLoader::new(
+            cache.clone(),
+            client,
+            settings.quote_ttl,
+        )),
+        None => Loader::Direct(client),
+    };
+    let quotes = QuoteCache::new(loader, settings.quote_ttl);
+    Ok(Services {
+        trading: Arc::new(Trading::new(store, quotes)),
+        cache,
+        clock,
+    })
+}
+
+/// The supervisor token: configured, or (embedded only) generated and kept.
+fn admin_token(settings: &Settings) -> Result<(String, TokenSource), StartError> {
+    match (&settings.database, &settings.admin_token) {
+        (Database::Postgres { .. }, None) => Err(StartError::AdminTokenRequired),
+        _ => admin_token::resolve(settings.admin_token.as_deref(), &settings.data_dir)
+            .map_err(StartError::AdminToken),
+    }
 }
 
 /// Opens the store, starts the trigger engine and starts serving.
@@ -134,35 +218,25 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
-    let (admin_token, token_source) =
-        admin_token::resolve(settings.admin_token.as_deref(), &settings.data_dir)
-            .map_err(StartError::AdminToken)?;
-
-    let clock = store::system_clock();
-    let store = SqliteStore::open(SqliteOptions {
-        data_dir: settings.data_dir.clone(),
-        server: settings.instance_id.clone(),
-        clock: clock.clone(),
-        max_batch: settings.max_batch,
-    })?;
-    let source = QuoteSource::from_setting(&settings.quote_server, settings.builtin_quotes)
-        .map_err(|e| StartError::Quotes(e.to_string()))?;
-    let quotes = QuoteCache::new(
-        QuoteClient::new(source, settings.quote_client),
-        settings.quote_ttl,
-    );
-    let trading = Arc::new(Trading::new(Store::Sqlite(store), quotes));
-
+    let (admin_token, token_source) = admin_token(&settings)?;
+    let Services {
+        trading,
+        cache,
+        clock,
+    } = services(&settings)?;
     let state = AppState {
         trading: trading.clone(),
         auth: Arc::new(Auth::new(&admin_token)),
         instance_id: Arc::from(settings.instance_id.as_str()),
         metrics: telemetry::metrics_handle(),
+        cache,
         clock,
     };
     let (trigger, shutdown) = shutdown::channel();
-    let triggers =
-        spawn_trigger_engine(trading.clone(), settings.trigger_refresh, shutdown.clone());
+    let refresh = settings
+        .refresh_triggers
+        .then_some(settings.trigger_refresh);
+    let triggers = spawn_trigger_engine(trading.clone(), refresh, shutdown.clone());
     let app = router(state);
     let server = tokio::spawn(serve(listener, app, shutdown));
     tracing::info!(%addr, instance = settings.instance_id, "serving");

@@ -13,6 +13,7 @@ pub mod state;
 pub mod telemetry;
 pub mod trading;
 pub mod views;
+pub mod worker;
 
 pub use app::{Running, StartError, start};
 pub use settings::Settings;

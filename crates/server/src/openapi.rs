@@ -81,10 +81,35 @@ pub fn spec() -> Value {
             }},
             "/api/v1/users/{user}": {"get": {
                 "summary": "A trader's summary",
-                "parameters": [user_param],
+                "parameters": [user_param.clone()],
                 "responses": with_errors(json!({
                     "200": {"description": "The summary.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Summary"}}}},
                 }), &[("404", "Unknown user.")]),
+            }},
+            "/api/v1/users/{user}/notifications": {"get": {
+                "summary": "A trader's notifications, newest first",
+                "description": "Triggers that fired or could not, orders that expired. Page with `before` (the previous page's `next_before`).",
+                "parameters": [
+                    user_param.clone(),
+                    {"name": "before", "in": "query", "required": false, "schema": {"type": "integer"}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                ],
+                "responses": with_errors(json!({
+                    "200": {"description": "One page.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotificationPage"}}}},
+                }), &[("404", "Unknown user.")]),
+            }},
+            "/api/v1/users/{user}/notifications/read": {"post": {
+                "summary": "Mark notifications read",
+                "parameters": [user_param.clone()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000, "description": "All of the user's when absent."}},
+                }}}},
+                "responses": with_errors(json!({
+                    "200": {"description": "How many changed.", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["marked"], "properties": {"marked": {"type": "integer"}},
+                    }}}},
+                }), &[("404", "Unknown user."), ("415", "The body is not JSON.")]),
             }},
             "/api/v1/quotes/{symbol}": {"get": {
                 "summary": "The current price of a stock",
@@ -184,6 +209,16 @@ pub fn spec() -> Value {
                     "transaction_num": {"type": "integer"}, "at_ms": {"type": "integer"}, "command": {"type": "string"},
                     "symbol": {"$ref": "#/components/schemas/Symbol"}, "amount": {"type": "string"},
                     "outcome": {"type": "string"}, "message": {"type": "string"},
+                }},
+                "Notification": {"type": "object", "required": ["id", "created_ms", "kind", "message", "txn", "read"], "properties": {
+                    "id": {"type": "integer"}, "created_ms": {"type": "integer"},
+                    "kind": {"type": "string", "enum": ["trigger_executed", "trigger_unfilled", "order_expired"]},
+                    "message": {"type": "string"}, "txn": {"type": "integer"}, "read": {"type": "boolean"},
+                }},
+                "NotificationPage": {"type": "object", "required": ["notifications", "unread"], "properties": {
+                    "notifications": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}},
+                    "unread": {"type": "integer"},
+                    "next_before": {"type": "integer"},
                 }},
                 "Quote": {"type": "object", "required": ["symbol", "price", "fetched_at_ms", "cached"], "properties": {
                     "symbol": {"$ref": "#/components/schemas/Symbol"}, "price": {"$ref": "#/components/schemas/Money"},

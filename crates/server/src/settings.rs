@@ -7,11 +7,32 @@ use std::time::Duration;
 
 use quotes::{BuiltinConfig, ClientConfig, QuoteServerSetting};
 
+/// Where the data lives.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// Embedded: a SQLite file in `data_dir`, one process.
+    Sqlite { data_dir: PathBuf },
+    /// Cluster: PostgreSQL, shared by every instance.
+    Postgres {
+        url: String,
+        pool_size: u32,
+        /// Group commits running at once in this instance.
+        committers: usize,
+    },
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    /// Where the embedded database and the generated admin token live.
+    pub database: Database,
+    /// Where the generated admin token is kept (embedded mode only).
     pub data_dir: PathBuf,
+    /// Redis, shared by the instances of a cluster; `None` keeps the quote
+    /// cache in process.
+    pub redis_url: Option<String>,
+    /// The prefix of every key in the shared cache, so that deployments
+    /// (or tests) sharing a Redis never meet.
+    pub cache_prefix: String,
     /// Sent as `X-Instance-Id` and recorded as `server` in the audit log.
     pub instance_id: String,
     /// The supervisor's token; generated and kept in the data directory
@@ -26,6 +47,9 @@ pub struct Settings {
     pub max_batch: usize,
     /// How often the prices of symbols with armed triggers are refreshed.
     pub trigger_refresh: Duration,
+    /// Whether this process refreshes those prices itself: yes when
+    /// embedded; in a cluster the leading `daytrader worker` does.
+    pub refresh_triggers: bool,
 }
 
 impl Settings {
@@ -34,7 +58,12 @@ impl Settings {
     pub fn embedded(data_dir: &Path) -> Settings {
         Settings {
             listen: SocketAddr::from(([0, 0, 0, 0], 9999)),
+            database: Database::Sqlite {
+                data_dir: data_dir.to_path_buf(),
+            },
             data_dir: data_dir.to_path_buf(),
+            redis_url: None,
+            cache_prefix: "daytrader:".to_owned(),
             instance_id: default_instance_id(),
             admin_token: None,
             quote_server: QuoteServerSetting::Builtin(quotes::BuiltinPrices::Fixed),
@@ -43,6 +72,7 @@ impl Settings {
             quote_ttl: Duration::from_secs(60),
             max_batch: 1024,
             trigger_refresh: Duration::from_secs(5),
+            refresh_triggers: true,
         }
     }
 }

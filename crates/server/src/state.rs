@@ -13,6 +13,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub instance_id: Arc<str>,
     pub metrics: PrometheusHandle,
+    /// The cache shared between instances, when there is one.
+    pub cache: Option<cache::Cache>,
     /// The wall clock in Unix ms (the store's, so that reads and writes
     /// agree on what has expired).
     pub clock: store::Clock,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use engine::{CommandRequest, Money, Symbol, UserId};
-use quotes::{Origin, Quote, QuoteCache, QuoteError};
+use quotes::{Origin, Quote, QuoteCache, QuoteClient, QuoteError, QuoteLoader, SharedQuoteLoader};
 use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Store, StoreError, Work};
 
 use crate::shutdown::Shutdown;
@@ -21,14 +21,31 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
+/// Where a miss of the in-process quote cache goes: straight to the quote
+/// service (embedded), or through the cache the cluster shares, which makes
+/// one request per symbol for all instances.
+pub enum Loader {
+    Direct(QuoteClient),
+    Shared(SharedQuoteLoader),
+}
+
+impl QuoteLoader for Loader {
+    async fn load(&self, symbol: Symbol, user: &UserId) -> Result<Quote, QuoteError> {
+        match self {
+            Loader::Direct(client) => client.load(symbol, user).await,
+            Loader::Shared(shared) => shared.load(symbol, user).await,
+        }
+    }
+}
+
 pub struct Trading {
     store: Store,
     reader: Reader,
-    quotes: QuoteCache,
+    quotes: QuoteCache<Loader>,
 }
 
 impl Trading {
-    pub fn new(store: Store, quotes: QuoteCache) -> Trading {
+    pub fn new(store: Store, quotes: QuoteCache<Loader>) -> Trading {
         let reader = store.reader();
         Trading {
             store,
@@ -37,11 +54,15 @@ impl Trading {
         }
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn reader(&self) -> &Reader {
         &self.reader
     }
 
-    pub fn quotes(&self) -> &QuoteCache {
+    pub fn quotes(&self) -> &QuoteCache<Loader> {
         &self.quotes
     }
 
@@ -146,19 +167,24 @@ fn quote_use(quote: Quote) -> QuoteUse {
     }
 }
 
-/// The trigger engine of one process: every price fetched into the cache
-/// fires the triggers it satisfies, and the prices of symbols with armed
-/// triggers are refreshed every `refresh` (through the cache, so at most
-/// once per cache lifetime per symbol).
+/// The trigger engine of one process: every price this process fetches
+/// fires the triggers it satisfies; with `refresh`, the prices of symbols
+/// with armed triggers are also refreshed on that period (through the
+/// cache, so at most once per cache lifetime per symbol). Embedded, one
+/// process does both; in a cluster every instance fires on its own fetches
+/// and only the leading worker refreshes.
 pub fn spawn_trigger_engine(
     trading: Arc<Trading>,
-    refresh: std::time::Duration,
+    refresh: Option<std::time::Duration>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     let mut prices = trading.quotes().subscribe();
     let refresher = UserId::parse("daytrader-triggers").expect("valid id");
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(refresh);
+        // Without a refresh the select below never polls the timer, so its
+        // period does not matter.
+        let mut tick =
+            tokio::time::interval(refresh.unwrap_or(std::time::Duration::from_secs(86_400)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -181,7 +207,7 @@ pub fn spawn_trigger_engine(
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => {
+                _ = tick.tick(), if refresh.is_some() => {
                     if let Err(error) = trading.refresh_armed_prices(&refresher).await {
                         tracing::warn!(%error, "could not refresh the prices of armed triggers");
                     }

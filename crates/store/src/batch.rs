@@ -12,6 +12,7 @@ use engine::{
     Account, ArmedTriggerKey, CommandName, CommandRequest, Context, Money, Symbol, UserId, execute,
 };
 
+use crate::notification::NewNotification;
 use crate::record::{Balance, LogRow, QuoteFetch, QuoteUse, Record};
 
 /// One unit of work for the store: a step of one user (or of the system).
@@ -97,11 +98,22 @@ pub struct AccountWrite {
     pub triggers: Option<Vec<ArmedTriggerKey>>,
 }
 
+impl AccountWrite {
+    /// Whether the batch created this account (no row exists yet), as
+    /// opposed to changing a loaded one.
+    pub fn is_new(&self) -> bool {
+        self.version == 1
+    }
+}
+
 /// Everything a batch writes, and each job's answer in job order.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub rows: Vec<NewRow>,
     pub accounts: Vec<AccountWrite>,
+    /// What the batch's steps tell their users (triggers, expiries), in
+    /// the order they happened.
+    pub notifications: Vec<NewNotification>,
     pub results: Vec<Result<Done, JobError>>,
 }
 
@@ -144,6 +156,7 @@ struct Batch<'a, F> {
     slots: HashMap<UserId, Slot>,
     prior: HashMap<(String, i64), PriorRow>,
     rows: Vec<NewRow>,
+    notifications: Vec<NewNotification>,
     now_ms: i64,
     server: &'a str,
     next_seq: F,
@@ -152,7 +165,9 @@ struct Batch<'a, F> {
 /// Applies a batch. `accounts` holds every existing account among the jobs'
 /// users; `prior` every already executed (user, key) pair among them (the
 /// global DUMPLOG's under [`GLOBAL_USER`]); `next_seq` hands out row numbers
-/// in increasing order.
+/// in increasing order. A job writes at most one row, so `next_seq` is
+/// called at most `jobs.len()` times: a back end that allocates numbers
+/// ahead of the batch needs no more than that.
 pub fn apply(
     jobs: &[Job],
     accounts: HashMap<UserId, LoadedAccount>,
@@ -177,6 +192,7 @@ pub fn apply(
         slots,
         prior,
         rows: Vec::new(),
+        notifications: Vec::new(),
         now_ms,
         server,
         next_seq,
@@ -186,6 +202,7 @@ pub fn apply(
     Applied {
         rows: batch.rows,
         accounts,
+        notifications: batch.notifications,
         results,
     }
 }
@@ -348,6 +365,15 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         idem_key: Option<i64>,
         record: Record,
     ) -> Done {
+        if let Some(user) = &user {
+            let now_ms = self.now_ms;
+            self.notifications.extend(
+                record
+                    .events()
+                    .iter()
+                    .filter_map(|event| NewNotification::for_event(user, event, now_ms)),
+            );
+        }
         self.rows.push(NewRow {
             row: LogRow {
                 seq,
@@ -387,5 +413,116 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         // A stable order, so that back ends that lock rows lock them in one order.
         writes.sort_by(|a, b| a.user.cmp(&b.user));
         writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::NotificationKind;
+    use engine::EventKind;
+
+    fn user() -> UserId {
+        UserId::parse("u1").unwrap()
+    }
+
+    fn command(key: i64, name: CommandName, symbol: Option<&str>, amount: Option<&str>) -> Job {
+        Job {
+            user: Some(user()),
+            idem_key: Some(key),
+            work: Work::Command {
+                request: CommandRequest::new(name, Some("u1"), symbol, amount, None).unwrap(),
+                quote: symbol.map(|s| {
+                    QuoteUse::Fetched(QuoteFetch {
+                        symbol: Symbol::parse(s).unwrap(),
+                        price: Money::from_cents(1_000),
+                        user: "u1".into(),
+                        quote_server_time_ms: 0,
+                        cryptokey: "k".into(),
+                    })
+                }),
+            },
+        }
+    }
+
+    /// Runs `jobs` as one batch on a fresh database, counting row numbers.
+    fn run(jobs: &[Job]) -> (Applied, i64) {
+        let mut taken = 0;
+        let applied = apply(jobs, HashMap::new(), HashMap::new(), 1_000, "t", || {
+            taken += 1;
+            taken
+        });
+        (applied, taken)
+    }
+
+    #[test]
+    fn a_job_takes_at_most_one_row_number() {
+        // Duplicates that fetched a quote, commands, quotes, a price that
+        // fires and one that does not: never more numbers than jobs.
+        let jobs = vec![
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
+            command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
+            command(3, CommandName::Quote, Some("ABC"), None),
+            command(3, CommandName::Quote, Some("ABC"), None),
+            Job {
+                user: None,
+                idem_key: None,
+                work: Work::Quote(QuoteFetch {
+                    symbol: Symbol::parse("ABC").unwrap(),
+                    price: Money::from_cents(1),
+                    user: "sys".into(),
+                    quote_server_time_ms: 0,
+                    cryptokey: "k".into(),
+                }),
+            },
+            Job {
+                user: Some(user()),
+                idem_key: None,
+                work: Work::Price {
+                    symbol: Symbol::parse("ABC").unwrap(),
+                    price: Money::from_cents(1),
+                },
+            },
+        ];
+        let (applied, taken) = run(&jobs);
+        assert!(
+            taken as usize <= jobs.len(),
+            "{taken} numbers for {} jobs",
+            jobs.len()
+        );
+        assert_eq!(applied.rows.len() as i64, taken);
+        assert!(applied.accounts.iter().all(AccountWrite::is_new));
+    }
+
+    #[test]
+    fn a_fired_trigger_becomes_a_notification_of_its_step() {
+        let jobs = vec![
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
+            // Armed at 10.00 while the price is 10.00: it fires at once.
+            command(3, CommandName::SetBuyTrigger, Some("ABC"), Some("10.00")),
+        ];
+        let (applied, _) = run(&jobs);
+        assert_eq!(
+            applied.notifications.len(),
+            1,
+            "{:?}",
+            applied.notifications
+        );
+        let note = &applied.notifications[0];
+        assert_eq!(
+            (note.kind, note.txn, note.created_ms, note.user.as_str()),
+            (NotificationKind::TriggerExecuted, 3, 1_000, "u1")
+        );
+        assert_eq!(
+            note.message,
+            "Your buy trigger on ABC bought 5 shares at 10.00 for 50.00."
+        );
+        let fired = applied.rows[2].row.record.events();
+        assert!(matches!(
+            fired.last().map(|e| &e.kind),
+            Some(EventKind::BuyTriggerExecuted { .. })
+        ));
     }
 }

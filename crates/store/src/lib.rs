@@ -5,9 +5,15 @@
 //! costs one fsync per batch instead of one per command.
 //!
 //! The engine decides; the store only loads, applies (through
-//! [`batch::apply`], shared by every back end) and writes.
+//! [`batch::apply`], shared by every back end) and writes. Two back ends:
+//! SQLite for one process ([`sqlite`]), PostgreSQL for many instances
+//! sharing one database ([`postgres`]).
 
 pub mod batch;
+mod codec;
+mod dump;
+pub mod notification;
+pub mod postgres;
 pub mod record;
 pub mod sqlite;
 pub mod xml;
@@ -15,6 +21,8 @@ pub mod xml;
 use std::sync::Arc;
 
 pub use batch::{Done, Job, JobError, LoadedAccount, Work};
+pub use notification::{Notification, NotificationKind};
+pub use postgres::{Lease, PgOptions, PgReader, PgStore, postgres_url};
 pub use record::{Balance, HistoryItem, LogRow, QuoteFetch, QuoteUse, Record};
 pub use sqlite::{SqliteOptions, SqliteReader, SqliteStore};
 
@@ -49,6 +57,19 @@ pub enum StoreError {
     Job(#[from] JobError),
 }
 
+impl StoreError {
+    /// The same error, for the next of several callers a failed batch
+    /// answers (driver errors are not `Clone`, so errors are kept as text).
+    pub(crate) fn for_another_caller(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+            StoreError::Closed => StoreError::Closed,
+            StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+            StoreError::Job(error) => StoreError::Job(error.clone()),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         StoreError::Unavailable(error.to_string())
@@ -59,6 +80,7 @@ impl From<rusqlite::Error> for StoreError {
 /// of back ends is closed, and calls stay static.
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -66,12 +88,28 @@ impl Store {
     pub async fn submit(&self, job: Job) -> Result<Done, StoreError> {
         match self {
             Store::Sqlite(store) => store.submit(job).await,
+            Store::Postgres(store) => store.submit(job).await,
+        }
+    }
+
+    /// Marks `user`'s notifications read: those among `ids`, or all of them
+    /// when `None`. Only that user's notifications are ever touched; returns
+    /// how many changed.
+    pub async fn mark_notifications_read(
+        &self,
+        user: &engine::UserId,
+        ids: Option<Vec<i64>>,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.mark_notifications_read(user, ids).await,
+            Store::Postgres(store) => store.mark_notifications_read(user, ids).await,
         }
     }
 
     pub fn reader(&self) -> Reader {
         match self {
             Store::Sqlite(store) => Reader::Sqlite(store.reader().clone()),
+            Store::Postgres(store) => Reader::Postgres(store.reader().clone()),
         }
     }
 
@@ -79,6 +117,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(store) => store.close().await,
+            Store::Postgres(store) => store.close().await,
         }
     }
 }
@@ -87,12 +126,15 @@ impl Store {
 #[derive(Clone)]
 pub enum Reader {
     Sqlite(SqliteReader),
+    Postgres(PgReader),
 }
 
 impl Reader {
+    /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Reader::Sqlite(r) => r.ping().await,
+            Reader::Postgres(r) => r.ping().await,
         }
     }
 
@@ -102,9 +144,11 @@ impl Reader {
     ) -> Result<Option<LoadedAccount>, StoreError> {
         match self {
             Reader::Sqlite(r) => r.account(user).await,
+            Reader::Postgres(r) => r.account(user).await,
         }
     }
 
+    /// The user's latest `limit` history lines, newest first.
     pub async fn history(
         &self,
         user: &engine::UserId,
@@ -112,9 +156,11 @@ impl Reader {
     ) -> Result<Vec<HistoryItem>, StoreError> {
         match self {
             Reader::Sqlite(r) => r.history(user, limit).await,
+            Reader::Postgres(r) => r.history(user, limit).await,
         }
     }
 
+    /// Users with an armed trigger on `symbol` that `price` fires.
     pub async fn users_with_firing_triggers(
         &self,
         symbol: engine::Symbol,
@@ -122,12 +168,15 @@ impl Reader {
     ) -> Result<Vec<engine::UserId>, StoreError> {
         match self {
             Reader::Sqlite(r) => r.users_with_firing_triggers(symbol, price).await,
+            Reader::Postgres(r) => r.users_with_firing_triggers(symbol, price).await,
         }
     }
 
+    /// Every symbol with an armed trigger.
     pub async fn armed_symbols(&self) -> Result<Vec<engine::Symbol>, StoreError> {
         match self {
             Reader::Sqlite(r) => r.armed_symbols().await,
+            Reader::Postgres(r) => r.armed_symbols().await,
         }
     }
 
@@ -137,8 +186,56 @@ impl Reader {
         user: Option<engine::UserId>,
         upto_seq: i64,
     ) -> impl futures::Stream<Item = Result<bytes::Bytes, StoreError>> + Send + use<> {
+        use futures::future::Either;
         match self {
-            Reader::Sqlite(r) => r.stream_log(user, upto_seq),
+            Reader::Sqlite(r) => Either::Left(r.stream_log(user, upto_seq)),
+            Reader::Postgres(r) => Either::Right(r.stream_log(user, upto_seq)),
+        }
+    }
+
+    /// Up to `limit` rows of the whole log after row `after_seq`, in `seq`
+    /// order. Together with [`Reader::accounts_page`], what an audit needs
+    /// to replay the log and compare the result with the stored accounts.
+    pub async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.log_page(after_seq, limit).await,
+            Reader::Postgres(r) => r.log_page(after_seq, limit).await,
+        }
+    }
+
+    /// Up to `limit` stored accounts after `after_user` (from the first when
+    /// `None`), ordered by user id in byte order (as [`engine::UserId`]'s
+    /// `Ord`), on every back end.
+    pub async fn accounts_page(
+        &self,
+        after_user: Option<&engine::UserId>,
+        limit: usize,
+    ) -> Result<Vec<(engine::UserId, LoadedAccount)>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.accounts_page(after_user, limit).await,
+            Reader::Postgres(r) => r.accounts_page(after_user, limit).await,
+        }
+    }
+
+    /// The user's notifications, newest first: up to `limit` of those with
+    /// an id below `before_id` (from the newest when `None`).
+    pub async fn notifications(
+        &self,
+        user: &engine::UserId,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.notifications(user, before_id, limit).await,
+            Reader::Postgres(r) => r.notifications(user, before_id, limit).await,
+        }
+    }
+
+    /// How many of the user's notifications are unread.
+    pub async fn unread_notifications(&self, user: &engine::UserId) -> Result<u64, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.unread_notifications(user).await,
+            Reader::Postgres(r) => r.unread_notifications(user).await,
         }
     }
 }

@@ -402,6 +402,8 @@ async fn the_openapi_document_covers_every_route() {
             "/api/v1/openapi.json",
             "/api/v1/quotes/{symbol}",
             "/api/v1/users/{user}",
+            "/api/v1/users/{user}/notifications",
+            "/api/v1/users/{user}/notifications/read",
             "/healthz",
             "/metrics",
             "/readyz"
@@ -410,7 +412,7 @@ async fn the_openapi_document_covers_every_route() {
     // Each documented path is served (not the 404 fallback).
     for path in paths {
         let concrete = path.replace("{symbol}", "ABC").replace("{user}", "nobody");
-        let method = if path == "/api/v1/commands" {
+        let method = if path == "/api/v1/commands" || path.ends_with("/read") {
             Method::POST
         } else {
             Method::GET
@@ -496,4 +498,73 @@ async fn the_log_streams_as_valid_xml_and_reading_it_is_recorded() {
         app.get("/api/v1/log?usr=fay").await.code(),
         "malformed_query"
     );
+}
+
+#[tokio::test]
+async fn notifications_tell_a_trader_what_happened_while_away() {
+    let app = spawn_app();
+    let price = quotes::fixed_price(engine::Symbol::parse("ABC").unwrap());
+    app.command(json!({"command": "ADD", "user": "nia", "amount": "1000.00"}))
+        .await;
+    app.command(
+        json!({"command": "SET_BUY_AMOUNT", "user": "nia", "symbol": "ABC", "amount": "500.00"}),
+    )
+    .await;
+    // At or above the current price, the trigger fires at once.
+    let trigger = engine::Money::from_cents(price.cents() + 100).to_string();
+    let fired = app.command(json!({"command": "SET_BUY_TRIGGER", "user": "nia", "symbol": "ABC", "amount": trigger})).await;
+    assert!(
+        !fired.json()["result"]["executed"].is_null(),
+        "{}",
+        fired.text()
+    );
+
+    let page = app.get("/api/v1/users/nia/notifications").await.json();
+    assert_eq!(page["unread"], 1, "{page}");
+    let note = &page["notifications"][0];
+    assert_eq!(note["kind"], "trigger_executed");
+    assert!(note["message"].as_str().unwrap().contains("ABC"), "{note}");
+    assert_eq!(note["read"], false);
+
+    for (query, code) in [
+        ("?limit=0", "invalid_limit"),
+        ("?limit=101", "invalid_limit"),
+        ("?page=2", "malformed_query"),
+    ] {
+        assert_eq!(
+            app.get(&format!("/api/v1/users/nia/notifications{query}"))
+                .await
+                .code(),
+            code,
+            "{query}"
+        );
+    }
+    assert_eq!(
+        app.get("/api/v1/users/nobody/notifications").await.code(),
+        "unknown_user"
+    );
+
+    let read = |body: Value| {
+        app.request(
+            Method::POST,
+            "/api/v1/users/nia/notifications/read",
+            Some(TOKEN),
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+    };
+    assert_eq!(read(json!({"ids": [note["id"]]})).await.json()["marked"], 1);
+    assert_eq!(
+        read(json!({})).await.json()["marked"],
+        0,
+        "nothing left unread"
+    );
+    let page = app.get("/api/v1/users/nia/notifications").await.json();
+    assert_eq!(
+        (
+            page["unread"].as_u64(),
+            page["notifications"][0]["read"].as_bool()
+        ),
+        (Some(0), Some(true))
+    );
+    assert_eq!(read(json!({"ids": "all"})).await.code(), "malformed_json");
 }

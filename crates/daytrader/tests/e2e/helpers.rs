@@ -51,6 +51,8 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// Leave DAYTRADER_ADMIN_TOKEN unset.
     pub no_token: bool,
+    /// Run `daytrader worker` instead of `serve`.
+    pub worker: bool,
 }
 
 pub fn spawn_app() -> App {
@@ -73,7 +75,7 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
         .unwrap_or_else(|| temp.as_ref().unwrap().path().join("data"));
     let mut command = Command::new(BIN);
     command
-        .arg("serve")
+        .arg(if options.worker { "worker" } else { "serve" })
         .env("PORT", "0")
         .env("BIND", "127.0.0.1")
         .env("DAYTRADER_DATA_DIR", &data_dir)
@@ -119,6 +121,7 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
             Ok(line) => {
                 let found = line
                     .strip_prefix("DayTrader listening on http://")
+                    .or_else(|| line.strip_prefix("DayTrader worker listening on http://"))
                     .and_then(|rest| rest.split_whitespace().next())
                     .map(|addr| format!("http://{addr}"));
                 banner.push(line);
@@ -138,7 +141,7 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
     };
     // Keep reading stdout so the pipe never fills.
     std::thread::spawn(move || while rx.recv().is_ok() {});
-    Ok(App {
+    let app = App {
         data_dir,
         banner,
         client: Http {
@@ -147,7 +150,10 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
         },
         child,
         _temp: temp,
-    })
+    };
+    // Listening is not ready: a cluster instance waits for its database.
+    app.wait_until_ready(Duration::from_secs(30))?;
+    Ok(app)
 }
 
 pub struct Reply {
@@ -254,6 +260,32 @@ impl Http {
 }
 
 impl App {
+    /// Polls `/readyz` until it answers 200, as a balancer would.
+    fn wait_until_ready(&self, limit: Duration) -> Result<(), String> {
+        let address = self.url.trim_start_matches("http://").to_owned();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let ready = std::net::TcpStream::connect(&address)
+                .ok()
+                .and_then(|mut stream| {
+                    use std::io::{Read, Write};
+                    stream
+                        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .ok()?;
+                    let mut head = [0u8; 12];
+                    stream.read_exact(&mut head).ok()?;
+                    Some(head.starts_with(b"HTTP/1.1 200"))
+                });
+            if ready == Some(true) {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{} never became ready", self.url));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn client(&self) -> Http {
         self.client.clone()
     }
@@ -285,6 +317,12 @@ impl App {
             serde_json::from_slice(&std::fs::read(&report).expect("a report")).unwrap();
         assert!(status.success(), "the replay failed: {report:#}");
         (report, out)
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then wait for the process to exit.

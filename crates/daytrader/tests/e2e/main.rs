@@ -1,8 +1,13 @@
-//! End-to-end tests: the real `daytrader` binary, over HTTP.
+//! End-to-end tests: the real `daytrader` binary, over HTTP, on real
+//! PostgreSQL and Redis where the cluster is concerned.
 
 mod api;
+mod audit;
+mod cluster;
 mod helpers;
+mod infra;
 mod lifecycle;
 mod oracle;
+mod tamper;
 mod triggers;
 mod workloads;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, spawn_with};
+use crate::helpers::{App, Options, Reply, spawn_with};
 
 /// With the moving quote server every new price differs from the last by at
 /// least a cent. A sell trigger a cent above the current price and a buy
@@ -22,7 +22,14 @@ async fn a_new_price_fires_the_triggers_it_satisfies() {
         ],
         ..Options::default()
     });
-    let ok = |reply: crate::helpers::Reply| {
+    arm_both_sides_and_wait(&app).await;
+}
+
+/// Arms a sell trigger a cent above the current price of S and a buy
+/// trigger a cent below it, waits (up to 20 s) until one fires, checks the
+/// other did not, and returns the command whose trigger fired.
+pub async fn arm_both_sides_and_wait(app: &App) -> &'static str {
+    let ok = |reply: Reply| {
         assert_eq!(reply.status, 200, "{}", reply.text());
         reply.json()
     };
@@ -87,11 +94,14 @@ async fn a_new_price_fires_the_triggers_it_satisfies() {
     };
 
     let log = app.get("/api/v1/log").await.text();
+    assert!(
+        log.matches("<quoteServer>").count() >= 2,
+        "a refresh fetched a new price"
+    );
     if seller["sell_triggers"].as_array().unwrap().is_empty() {
-        assert_eq!(seller["reserved_cash"], "0.00");
-        assert!(log.contains("<command>SET_SELL_TRIGGER</command>"));
         assert!(log.contains(&format!("<transactionNum>{}</transactionNum>", armed.0)));
         assert_eq!(buyer["buy_triggers"][0]["armed"], true);
+        "SET_SELL_TRIGGER"
     } else {
         assert!(
             !buyer["holdings"].as_array().unwrap().is_empty(),
@@ -100,9 +110,6 @@ async fn a_new_price_fires_the_triggers_it_satisfies() {
         assert_eq!(buyer["reserved_cash"], "0.00");
         assert!(log.contains(&format!("<transactionNum>{}</transactionNum>", armed.1)));
         assert_eq!(seller["sell_triggers"][0]["armed"], true);
+        "SET_BUY_TRIGGER"
     }
-    assert!(
-        log.matches("<quoteServer>").count() >= 2,
-        "the refresh fetched a new price"
-    );
 }

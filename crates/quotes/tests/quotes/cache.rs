@@ -13,7 +13,7 @@ use quotes::{
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::time::advance;
 
-use crate::helpers::{builtin, builtin_client, quick_config, symbol, user};
+use crate::helpers::{builtin, builtin_client, now_ms, quick_config, symbol, user};
 
 const TTL: Duration = Duration::from_secs(60);
 
@@ -151,7 +151,7 @@ impl QuoteLoader for Flaky {
         Ok(Quote {
             symbol,
             price: Money::from_cents(100 + i64::from(n)),
-            fetched_at_ms: 1_700_000_000_000,
+            fetched_at_ms: now_ms(),
             origin: Origin::Cached,
         })
     }
@@ -251,4 +251,72 @@ async fn a_failed_fetch_through_the_client_is_reported_and_retried_later() {
             })
         ));
     }
+}
+
+/// A loader standing for the cache shared with other instances: its
+/// prices were fetched `age` ago, by someone else.
+struct FetchedElsewhere {
+    age: Duration,
+    loads: Arc<AtomicU32>,
+}
+
+impl FetchedElsewhere {
+    fn new(age: Duration) -> (FetchedElsewhere, Arc<AtomicU32>) {
+        let loads = Arc::new(AtomicU32::new(0));
+        let loader = FetchedElsewhere {
+            age,
+            loads: Arc::clone(&loads),
+        };
+        (loader, loads)
+    }
+}
+
+impl QuoteLoader for FetchedElsewhere {
+    async fn load(&self, symbol: Symbol, _user: &UserId) -> Result<Quote, QuoteError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        Ok(Quote {
+            symbol,
+            price: Money::from_cents(5817),
+            fetched_at_ms: now_ms() - i64::try_from(self.age.as_millis()).unwrap(),
+            origin: Origin::Cached,
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_price_fetched_elsewhere_lives_here_only_for_the_rest_of_its_ttl() {
+    let (loader, loads) = FetchedElsewhere::new(Duration::from_secs(50));
+    let cache = QuoteCache::new(loader, TTL);
+    let quote = cache.get(symbol("ABC"), &user("u")).await.unwrap();
+    assert_eq!(quote.origin, Origin::Cached);
+
+    // 10 s were left of its 60: not another 60.
+    advance(Duration::from_secs(9)).await;
+    assert!(cache.peek(symbol("ABC")).is_some());
+    cache.get(symbol("ABC"), &user("u")).await.unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    advance(Duration::from_secs(2)).await;
+    assert!(cache.peek(symbol("ABC")).is_none());
+    cache.get(symbol("ABC"), &user("u")).await.unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_price_whose_life_is_over_is_answered_but_not_kept() {
+    let (loader, loads) = FetchedElsewhere::new(TTL + Duration::from_secs(1));
+    let cache = QuoteCache::new(loader, TTL);
+    let quote = cache.get(symbol("ABC"), &user("u")).await.unwrap();
+    assert_eq!(quote.price, Money::from_cents(5817));
+    assert!(cache.peek(symbol("ABC")).is_none());
+    cache.get(symbol("ABC"), &user("u")).await.unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn prices_fetched_elsewhere_are_not_announced_here() {
+    let (loader, _loads) = FetchedElsewhere::new(Duration::from_secs(1));
+    let cache = QuoteCache::new(loader, TTL);
+    let mut prices = cache.subscribe();
+    cache.get(symbol("ABC"), &user("u")).await.unwrap();
+    assert_eq!(prices.try_recv(), Err(TryRecvError::Empty));
 }

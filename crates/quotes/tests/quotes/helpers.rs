@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use engine::{Symbol, UserId};
 use quotes::server::{QuoteServerConfig, QuoteServerCore, serve};
@@ -18,6 +18,12 @@ pub fn symbol(text: &str) -> Symbol {
 
 pub fn user(text: &str) -> UserId {
     UserId::parse(text).unwrap()
+}
+
+/// The wall clock in Unix ms, as quotes are stamped.
+pub fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i64::try_from(since_epoch.as_millis()).unwrap()
 }
 
 /// Short limits, no hedging: tests that want a hedge or a longer wait say so.

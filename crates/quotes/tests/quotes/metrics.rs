@@ -4,13 +4,18 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cache::Cache;
+use cache::testing::PrivateRedis;
 use metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
 use quotes::server::QuoteServerConfig;
-use quotes::{QuoteCache, QuoteError};
+use quotes::{QuoteCache, QuoteError, SharedQuoteLoader};
 
-use crate::helpers::{Act, RunningServer, Scripted, now, quick_config, symbol, tcp_client, user};
+use crate::helpers::{
+    Act, RunningServer, Scripted, builtin, builtin_client, now, quick_config, symbol, tcp_client,
+    user,
+};
 
 /// Counts every counter increment and histogram record, by name and labels.
 #[derive(Default)]
@@ -141,4 +146,30 @@ fn the_server_and_the_cache_count_what_they_do() {
     assert_eq!(tally.get("quote_server_replies_total"), 1);
     assert_eq!(tally.get("quote_cache_misses_total"), 1);
     assert_eq!(tally.get("quote_cache_hits_total"), 2);
+}
+
+#[test]
+fn every_fetch_around_an_unavailable_shared_cache_is_counted() {
+    let Some(redis) = PrivateRedis::not_started(
+        "metrics::every_fetch_around_an_unavailable_shared_cache_is_counted",
+    ) else {
+        return;
+    };
+    let tally = Tally::default();
+    let core = builtin(QuoteServerConfig::default());
+    with_tally(&tally, async || {
+        let loader = SharedQuoteLoader::new(
+            Cache::redis(&redis.url(), "quotes:").unwrap(),
+            builtin_client(&core, quick_config()),
+            std::time::Duration::from_secs(60),
+        );
+        let cache = QuoteCache::new(loader, std::time::Duration::from_secs(60));
+        for name in ["AAA", "BBB", "CCC"] {
+            cache.get(symbol(name), &user("u")).await.unwrap();
+        }
+        // From the in-process cache: no fetch, nothing to go around.
+        cache.get(symbol("AAA"), &user("u")).await.unwrap();
+    });
+    assert_eq!(tally.get("quote_cache_bypass_total"), 3);
+    assert_eq!(core.replies_served(), 3);
 }

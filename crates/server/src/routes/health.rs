@@ -15,25 +15,33 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// The instance can serve: its database answers. A balancer sends traffic
-/// only to ready instances.
+/// only to ready instances. The shared cache is reported but does not
+/// decide: without it an instance is slower, not broken.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.trading.reader().ping().await {
-        Ok(()) => {
-            let body = json!({"status": "ready", "instance": &*state.instance_id, "checks": {"database": "ok"}});
-            json_response(StatusCode::OK, body.to_string().into_bytes())
-        }
-        Err(error) => {
-            let body = json!({
-                "status": "not_ready",
-                "instance": &*state.instance_id,
-                "checks": {"database": error.to_string()},
-            });
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                body.to_string().into_bytes(),
-            )
-        }
-    }
+    let database = state.trading.reader().ping().await;
+    let cache = match &state.cache {
+        None => "not configured".to_owned(),
+        Some(cache) => match cache.status() {
+            cache::CacheStatus::Up => "ok".to_owned(),
+            cache::CacheStatus::Down { reason, .. } => {
+                format!("unavailable ({reason}); quotes go straight to the quote service")
+            }
+        },
+    };
+    let (status, ready, database) = match database {
+        Ok(()) => (StatusCode::OK, "ready", "ok".to_owned()),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            error.to_string(),
+        ),
+    };
+    let body = json!({
+        "status": ready,
+        "instance": &*state.instance_id,
+        "checks": {"database": database, "redis": cache},
+    });
+    json_response(status, body.to_string().into_bytes())
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -3,5 +3,6 @@
 pub mod commands;
 pub mod health;
 pub mod log;
+pub mod notifications;
 pub mod quotes;
 pub mod users;

@@ -1,26 +1,36 @@
 //! The one thread that writes to the SQLite database.
 //!
-//! Every job waits in a channel; the committer takes all that are waiting
+//! Every write waits in a channel; the committer takes all that are waiting
 //! (up to a bound), runs them in one `BEGIN IMMEDIATE` transaction and
 //! commits once, so one fsync covers the whole batch (group commit). Being
 //! the only writer, it never meets "database is locked", and it can hand out
-//! row numbers from a counter.
+//! row numbers from a counter. That is why marking notifications read comes
+//! here too rather than through a second writer connection.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use engine::{Account, TriggerSide, UserId};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use engine::UserId;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
+use crate::codec::{decode_account, encode_account, side_code, user_column};
 use crate::record::Record;
 use crate::{Clock, StoreError};
 
 pub(crate) enum Msg {
     Job(Box<Job>, oneshot::Sender<Result<Done, StoreError>>),
+    MarkRead(MarkRead),
     /// Finish what is queued before this, then stop.
     Stop(oneshot::Sender<()>),
+}
+
+/// Marks a user's notifications read: all of them, or those among `ids`.
+pub(crate) struct MarkRead {
+    pub user: UserId,
+    pub ids: Option<Vec<i64>>,
+    pub reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
 pub(crate) struct Committer {
@@ -31,10 +41,23 @@ pub(crate) struct Committer {
     pub next_seq: i64,
 }
 
+/// The writes gathered for one transaction.
+#[derive(Default)]
+struct Pending {
+    jobs: Vec<Job>,
+    replies: Vec<oneshot::Sender<Result<Done, StoreError>>>,
+    marks: Vec<MarkRead>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.jobs.len() + self.marks.len()
+    }
+}
+
 impl Committer {
     pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut jobs = Vec::with_capacity(self.max_batch);
-        let mut replies = Vec::with_capacity(self.max_batch);
+        let mut pending = Pending::default();
         let mut stop = None;
         while stop.is_none() {
             let Some(first) = rx.blocking_recv() else {
@@ -44,20 +67,21 @@ impl Committer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Job(job, reply) => {
-                        jobs.push(*job);
-                        replies.push(reply);
+                        pending.jobs.push(*job);
+                        pending.replies.push(reply);
                     }
+                    Msg::MarkRead(mark) => pending.marks.push(mark),
                     Msg::Stop(ack) => {
                         stop = Some(ack);
                         break;
                     }
                 }
-                if jobs.len() < self.max_batch {
+                if pending.len() < self.max_batch {
                     next = rx.try_recv().ok();
                 }
             }
-            if !jobs.is_empty() {
-                self.commit_and_answer(&mut jobs, &mut replies);
+            if pending.len() > 0 {
+                self.commit_and_answer(&mut pending);
             }
         }
         drop(self.conn);
@@ -66,38 +90,51 @@ impl Committer {
         }
     }
 
-    fn commit_and_answer(
-        &mut self,
-        jobs: &mut Vec<Job>,
-        replies: &mut Vec<oneshot::Sender<Result<Done, StoreError>>>,
-    ) {
+    fn commit_and_answer(&mut self, pending: &mut Pending) {
         let started = Instant::now();
         let first_seq = self.next_seq;
-        match self.commit(jobs) {
-            Ok(applied) => {
-                metrics::histogram!("store_batch_size").record(jobs.len() as f64);
+        match self.commit(&pending.jobs, &pending.marks) {
+            Ok((applied, marked)) => {
+                metrics::histogram!("store_batch_size").record(pending.jobs.len() as f64);
                 metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
-                for (reply, result) in replies.drain(..).zip(applied.results) {
+                for (reply, result) in pending.replies.drain(..).zip(applied.results) {
                     let _ = reply.send(result.map_err(StoreError::Job));
+                }
+                for (mark, count) in pending.marks.drain(..).zip(marked) {
+                    let _ = mark.reply.send(Ok(count));
                 }
             }
             Err(error) => {
                 // Nothing of the batch was written: hand its row numbers out again.
                 self.next_seq = first_seq;
-                tracing::error!(%error, jobs = jobs.len(), "a SQLite batch failed and was rolled back");
+                tracing::error!(%error, jobs = pending.jobs.len(), "a SQLite batch failed and was rolled back");
                 metrics::counter!("store_batch_failures_total").increment(1);
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(StoreError::Unavailable(error.to_string())));
+                for reply in pending.replies.drain(..) {
+                    let _ = reply.send(Err(error.for_another_caller()));
+                }
+                for mark in pending.marks.drain(..) {
+                    let _ = mark.reply.send(Err(error.for_another_caller()));
                 }
             }
         }
-        jobs.clear();
+        pending.jobs.clear();
     }
 
-    fn commit(&mut self, jobs: &[Job]) -> Result<Applied, StoreError> {
+    fn commit(
+        &mut self,
+        jobs: &[Job],
+        marks: &[MarkRead],
+    ) -> Result<(Applied, Vec<u64>), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Before the batch's own writes: a reader can only have seen (and
+        // be marking) notifications committed earlier, so the ones this
+        // batch creates stay unread.
+        let marked = marks
+            .iter()
+            .map(|mark| mark_read(&tx, mark))
+            .collect::<Result<Vec<_>, _>>()?;
         let (users, keys) = batch::keys(jobs);
 
         let mut accounts = HashMap::with_capacity(users.len());
@@ -156,62 +193,84 @@ impl Committer {
             *next_seq += 1;
             seq
         });
+        write(&tx, &applied, now_ms)?;
+        tx.commit()?;
+        Ok((applied, marked))
+    }
+}
 
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for new in &applied.rows {
-                let row = &new.row;
-                let user = row.user.as_ref().map_or(batch::GLOBAL_USER, UserId::as_str);
-                insert.execute(params![
-                    row.seq,
-                    row.ts_ms,
-                    row.server,
-                    user,
-                    row.txn,
-                    new.idem_key,
-                    row.record.encode()
+/// Writes what a batch produced, inside its transaction.
+fn write(tx: &Transaction<'_>, applied: &Applied, now_ms: i64) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for new in &applied.rows {
+        let row = &new.row;
+        insert.execute(params![
+            row.seq,
+            row.ts_ms,
+            row.server,
+            user_column(row.user.as_ref()),
+            row.txn,
+            new.idem_key,
+            row.record.encode()
+        ])?;
+    }
+    let mut save = tx.prepare_cached(
+        "INSERT INTO accounts (user_id, state, version, updated_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, version = excluded.version,
+         updated_ms = excluded.updated_ms",
+    )?;
+    let mut clear = tx.prepare_cached("DELETE FROM armed_triggers WHERE user_id = ?1")?;
+    let mut arm = tx.prepare_cached(
+        "INSERT INTO armed_triggers (symbol, side, user_id, trigger_price) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for write in &applied.accounts {
+        let state = encode_account(&write.account);
+        save.execute(params![write.user.as_str(), state, write.version, now_ms])?;
+        if let Some(triggers) = &write.triggers {
+            clear.execute([write.user.as_str()])?;
+            for trigger in triggers {
+                arm.execute(params![
+                    trigger.symbol.as_str(),
+                    side_code(trigger.side),
+                    write.user.as_str(),
+                    trigger.trigger_price.cents()
                 ])?;
             }
         }
-        {
-            let mut save = tx.prepare_cached(
-                "INSERT INTO accounts (user_id, state, version, updated_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, version = excluded.version,
-                 updated_ms = excluded.updated_ms",
+    }
+    let mut notify = tx.prepare_cached(
+        "INSERT INTO notifications (user_id, created_ms, kind, message, txn) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for note in &applied.notifications {
+        notify.execute(params![
+            note.user.as_str(),
+            note.created_ms,
+            note.kind.as_str(),
+            note.message,
+            note.txn
+        ])?;
+    }
+    Ok(())
+}
+
+fn mark_read(tx: &Transaction<'_>, mark: &MarkRead) -> Result<u64, StoreError> {
+    let user = mark.user.as_str();
+    let changed = match &mark.ids {
+        None => tx
+            .prepare_cached("UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0")?
+            .execute([user])?,
+        Some(ids) => {
+            let mut one = tx.prepare_cached(
+                "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND id = ?2 AND read = 0",
             )?;
-            let mut clear = tx.prepare_cached("DELETE FROM armed_triggers WHERE user_id = ?1")?;
-            let mut arm =
-                tx.prepare_cached("INSERT INTO armed_triggers (symbol, side, user_id, trigger_price) VALUES (?1, ?2, ?3, ?4)")?;
-            for write in &applied.accounts {
-                let state = postcard::to_allocvec(&write.account).expect("accounts always encode");
-                save.execute(params![write.user.as_str(), state, write.version, now_ms])?;
-                if let Some(triggers) = &write.triggers {
-                    clear.execute([write.user.as_str()])?;
-                    for trigger in triggers {
-                        arm.execute(params![
-                            trigger.symbol.as_str(),
-                            side_code(trigger.side),
-                            write.user.as_str(),
-                            trigger.trigger_price.cents()
-                        ])?;
-                    }
-                }
+            let mut changed = 0;
+            for id in ids {
+                changed += one.execute(params![user, id])?;
             }
+            changed
         }
-        tx.commit()?;
-        Ok(applied)
-    }
-}
-
-pub(crate) fn side_code(side: TriggerSide) -> i64 {
-    match side {
-        TriggerSide::Buy => 0,
-        TriggerSide::Sell => 1,
-    }
-}
-
-pub(crate) fn decode_account(user: &UserId, state: &[u8]) -> Result<Account, StoreError> {
-    postcard::from_bytes(state).map_err(|e| StoreError::Corrupt(format!("account {user}: {e}")))
+    };
+    Ok(changed as u64)
 }

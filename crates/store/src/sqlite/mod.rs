@@ -17,21 +17,23 @@ use futures::Stream;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use self::committer::{Committer, Msg, decode_account, side_code};
-use crate::batch::{Done, GLOBAL_USER, Job, LoadedAccount};
-use crate::record::{HistoryItem, LogRow, Record};
-use crate::{Clock, StoreError, xml};
+use self::committer::{Committer, MarkRead, Msg};
+use crate::batch::{Done, Job, LoadedAccount};
+use crate::codec::{
+    LogColumns, NotificationColumns, decode_account, limit_param, parse_user, side_code,
+    user_column,
+};
+use crate::dump::{self, LogQuery};
+use crate::notification::Notification;
+use crate::record::{HistoryItem, LogRow};
+use crate::{Clock, StoreError};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "daytrader.sqlite3";
 /// Held (flock) by the serving process, so two servers never share a file.
 const LOCK_FILE: &str = "daytrader.lock";
-/// Jobs waiting for the committer before callers wait for room.
+/// Writes waiting for the committer before callers wait for room.
 const QUEUE: usize = 16_384;
-/// Rows read per query when streaming the log.
-const PAGE: i64 = 1_000;
-/// Bytes of XML gathered before a chunk is sent.
-const CHUNK: usize = 64 * 1024;
 
 pub struct SqliteOptions {
     pub data_dir: PathBuf,
@@ -114,6 +116,27 @@ impl SqliteStore {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Msg::Job(Box::new(job), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Marks `user`'s notifications read: those among `ids`, or all of them.
+    /// Only that user's rows are touched. Returns how many changed. Goes
+    /// through the committer, the database's only writer.
+    pub async fn mark_notifications_read(
+        &self,
+        user: &UserId,
+        ids: Option<Vec<i64>>,
+    ) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let mark = MarkRead {
+            user: user.clone(),
+            ids,
+            reply,
+        };
+        self.queue
+            .send(Msg::MarkRead(mark))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -290,100 +313,180 @@ impl SqliteReader {
     }
 
     /// The audit log as XML, rows up to `upto_seq`, of one user or of
-    /// everyone. Rows are read a page at a time and sent in chunks through a
-    /// small channel, so memory stays flat whatever the log's size, and a
-    /// client that stops reading stops the reading.
+    /// everyone: read a page of 1,000 rows at a time and sent in 64 KiB
+    /// chunks through a small channel, so memory stays flat whatever the
+    /// log's size, and a client that stops reading stops the reading.
     pub fn stream_log(
         &self,
         user: Option<UserId>,
         upto_seq: i64,
-    ) -> impl Stream<Item = Result<Bytes, StoreError>> + use<> {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, StoreError>>(4);
+    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = this.render_log(user.as_ref(), upto_seq, &tx) {
-                let _ = tx.blocking_send(Err(error));
-            }
-        });
-        futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
+        dump::stream(
+            move |query| {
+                let this = this.clone();
+                async move { this.log_rows(query).await }
+            },
+            user,
+            upto_seq,
+        )
+    }
+
+    /// Up to `limit` rows of the whole log after row `after_seq`, in `seq`
+    /// order: the audit reads the log with these.
+    pub async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
+        self.log_rows(LogQuery {
+            user: None,
+            after_seq,
+            upto_seq: i64::MAX,
+            limit,
         })
+        .await
     }
 
-    fn render_log(
-        &self,
-        user: Option<&UserId>,
-        upto_seq: i64,
-        tx: &mpsc::Sender<Result<Bytes, StoreError>>,
-    ) -> Result<(), StoreError> {
-        let conn = self.connect()?;
-        let mut stmt = conn.prepare(match user {
-            Some(_) => {
-                "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                 WHERE user_id = ?3 AND seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?4"
-            }
-            None => {
-                "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                 WHERE seq > ?1 AND seq <= ?2 AND ?3 IS NOT NULL ORDER BY seq LIMIT ?4"
-            }
-        })?;
-        let user_key = user.map_or(GLOBAL_USER, UserId::as_str);
-        let mut out = String::with_capacity(CHUNK + 4096);
-        out.push_str(xml::HEADER);
-        let mut after = 0i64;
-        loop {
-            let mut rows = stmt.query(params![after, upto_seq, user_key, PAGE])?;
-            let mut count = 0;
-            while let Some(row) = rows.next()? {
-                let row = read_row(row)??;
-                after = row.seq;
-                count += 1;
-                xml::render_row(&row, &mut out);
-                if out.len() >= CHUNK
-                    && tx
-                        .blocking_send(Ok(Bytes::from(std::mem::take(&mut out))))
-                        .is_err()
-                {
-                    return Ok(()); // the client went away
+    async fn log_rows(&self, query: LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(match query.user {
+                Some(_) => {
+                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                     WHERE user_id = ?3 AND seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?4"
                 }
+                None => {
+                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                     WHERE seq > ?1 AND seq <= ?2 AND ?3 IS NOT NULL ORDER BY seq LIMIT ?4"
+                }
+            })?;
+            let rows = stmt.query_map(
+                params![
+                    query.after_seq,
+                    query.upto_seq,
+                    user_column(query.user.as_ref()),
+                    limit_param(query.limit)
+                ],
+                read_row,
+            )?;
+            let mut page = Vec::new();
+            for row in rows {
+                page.push(row??);
             }
-            if count < PAGE {
-                break;
-            }
-        }
-        out.push_str(xml::FOOTER);
-        let _ = tx.blocking_send(Ok(Bytes::from(out)));
-        Ok(())
+            Ok(page)
+        })
+        .await
     }
-}
 
-fn parse_user(text: &str) -> Result<UserId, StoreError> {
-    UserId::parse(text).map_err(|_| StoreError::Corrupt(format!("stored user id {text:?}")))
+    /// Up to `limit` accounts after `after_user`, in user id order (byte
+    /// order, as [`UserId`]'s `Ord`).
+    pub async fn accounts_page(
+        &self,
+        after_user: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, LoadedAccount)>, StoreError> {
+        let after = after_user.map(|u| u.as_str().to_owned());
+        self.read(move |conn| {
+            // SQLite compares TEXT by bytes (BINARY collation); every user
+            // id sorts after ''.
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id, state, version FROM accounts WHERE user_id > ?1 ORDER BY user_id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![after.as_deref().unwrap_or(""), limit_param(limit)],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                },
+            )?;
+            let mut page = Vec::new();
+            for row in rows {
+                let (user, state, version) = row?;
+                let user = parse_user(&user)?;
+                let account = decode_account(&user, &state)?;
+                page.push((user, LoadedAccount { account, version }));
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    /// The user's notifications, newest first: up to `limit` of those with
+    /// an id below `before_id` (all when `None`).
+    pub async fn notifications(
+        &self,
+        user: &UserId,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, user_id, created_ms, kind, message, txn, read FROM notifications
+                 WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    user.as_str(),
+                    before_id.unwrap_or(i64::MAX),
+                    limit_param(limit)
+                ],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, i64>(5)?,
+                        row.get::<_, bool>(6)?,
+                    ))
+                },
+            )?;
+            let mut page = Vec::new();
+            for row in rows {
+                let (id, user, created_ms, kind, message, txn, read) = row?;
+                let columns = NotificationColumns {
+                    id,
+                    user: &user,
+                    created_ms,
+                    kind: &kind,
+                    message,
+                    txn,
+                    read,
+                };
+                page.push(columns.decode()?);
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    /// How many of the user's notifications are unread.
+    pub async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            let count: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read = 0",
+                )?
+                .query_row([user.as_str()], |row| row.get(0))?;
+            Ok(count as u64)
+        })
+        .await
+    }
 }
 
 /// Reads a `seq, ts_ms, server, user_id, txn, body` row.
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LogRow, StoreError>> {
-    let seq: i64 = row.get(0)?;
     let user: String = row.get(3)?;
     let body: Vec<u8> = row.get(5)?;
-    let ts_ms = row.get(1)?;
-    let server = row.get(2)?;
-    let txn = row.get(4)?;
-    Ok((|| {
-        let user = if user == GLOBAL_USER {
-            None
-        } else {
-            Some(parse_user(&user)?)
-        };
-        let record = Record::decode(&body)
-            .map_err(|e| StoreError::Corrupt(format!("log row {seq}: {e}")))?;
-        Ok(LogRow {
-            seq,
-            ts_ms,
-            server,
-            user,
-            txn,
-            record,
-        })
-    })())
+    let columns = LogColumns {
+        seq: row.get(0)?,
+        ts_ms: row.get(1)?,
+        server: row.get(2)?,
+        user: &user,
+        txn: row.get(4)?,
+        body: &body,
+    };
+    Ok(columns.decode())
 }

@@ -51,6 +51,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
     ",
+    // 2: notifications, written in the same transaction as the step that
+    // caused them, paged newest first by id.
+    "
+    CREATE TABLE notifications (
+        id         INTEGER PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        txn        INTEGER NOT NULL,
+        read       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX notifications_by_user ON notifications (user_id, id);
+    CREATE INDEX notifications_unread ON notifications (user_id) WHERE read = 0;
+    ",
 ];
 
 /// Brings the database up to the current schema.

@@ -1,0 +1,395 @@
+//! `daytrader audit verify`: the stored state must be what the audit log
+//! says. Every row is replayed through the engine with the time, transaction
+//! number and price it recorded; each recorded outcome and event list must
+//! come out the same, and so must every user's final account.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use engine::{Account, Context, UserId, execute};
+use server::settings::Database;
+use store::{LogRow, QuoteUse, Reader, Record};
+
+use crate::cli::DatabaseArgs;
+use crate::config;
+
+/// Rows and accounts read per query.
+const PAGE: usize = 5_000;
+/// Differences printed before the rest are only counted.
+const SHOWN: usize = 200;
+
+pub async fn verify(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let database = config::database(&args)?;
+    // Keeps a PostgreSQL store (and its pool) alive while reading.
+    let (reader, _store) = open(&database).await?;
+    let mut auditor = Auditor::default();
+    let mut after = 0;
+    loop {
+        let page = reader.log_page(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in &page {
+            auditor.row(row);
+        }
+    }
+    let mut after_user: Option<UserId> = None;
+    loop {
+        let page = reader.accounts_page(after_user.as_ref(), PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        after_user = Some(last.clone());
+        for (user, stored) in &page {
+            auditor.stored(user, &stored.account);
+        }
+    }
+    let report = auditor.finish();
+    for difference in report.differences.iter().take(SHOWN) {
+        println!("{difference}");
+    }
+    if report.differences.len() > SHOWN {
+        println!(
+            "... and {} more differences",
+            report.differences.len() - SHOWN
+        );
+    }
+    println!(
+        "{} log rows replayed, {} accounts compared: {}",
+        report.rows,
+        report.accounts,
+        if report.differences.is_empty() {
+            "the stored state is exactly what the log says".to_owned()
+        } else {
+            format!("{} differences", report.differences.len())
+        }
+    );
+    Ok(if report.differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn open(database: &Database) -> anyhow::Result<(Reader, Option<store::PgStore>)> {
+    match database {
+        Database::Sqlite { data_dir } => {
+            Ok((Reader::Sqlite(store::SqliteReader::open(data_dir)?), None))
+        }
+        Database::Postgres { url, .. } => {
+            let store = store::PgStore::connect(store::PgOptions::new(
+                url.clone(),
+                "audit".into(),
+                store::system_clock(),
+            ));
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !store.is_ready() {
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "PostgreSQL did not answer within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok((Reader::Postgres(store.reader().clone()), Some(store)))
+        }
+    }
+}
+
+/// Replays rows and collects every way the stored data disagrees with them.
+#[derive(Default)]
+pub struct Auditor {
+    accounts: BTreeMap<UserId, Option<Account>>,
+    compared: usize,
+    rows: usize,
+    differences: Vec<String>,
+}
+
+pub struct AuditReport {
+    pub rows: usize,
+    pub accounts: usize,
+    pub differences: Vec<String>,
+}
+
+impl Auditor {
+    /// Replays one row; rows must come in log order.
+    pub fn row(&mut self, row: &LogRow) {
+        self.rows += 1;
+        let Some(user) = &row.user else { return };
+        let account = self.accounts.entry(user.clone()).or_default();
+        let mut events = Vec::new();
+        let where_ = |what: &str| {
+            format!(
+                "row {} (user {user}, transaction {}, {what})",
+                row.seq, row.txn
+            )
+        };
+        match &row.record {
+            Record::Command {
+                request,
+                quote,
+                outcome,
+                events: recorded,
+                ..
+            } => {
+                let replayed = match request.command() {
+                    Err(rejection) => Err(rejection),
+                    Ok(command) => {
+                        let ctx = Context {
+                            now_ms: row.ts_ms,
+                            txn: row.txn,
+                            price: quote.as_ref().map(QuoteUse::price),
+                        };
+                        if command.price_symbol().is_some() && ctx.price.is_none() {
+                            self.differences.push(format!(
+                                "{}: no price is recorded",
+                                where_(request.name.as_str())
+                            ));
+                            return;
+                        }
+                        execute(account, &command, &ctx, &mut events)
+                    }
+                };
+                let place = where_(request.name.as_str());
+                compare(&mut self.differences, &place, "outcome", outcome, &replayed);
+                compare(&mut self.differences, &place, "events", recorded, &events);
+            }
+            Record::Price {
+                symbol,
+                price,
+                events: recorded,
+            } => {
+                match account.as_mut() {
+                    Some(account) => {
+                        account.on_price(*symbol, *price, row.ts_ms, &mut events);
+                    }
+                    None => self.differences.push(format!(
+                        "{}: a trigger fired for a user who does not exist",
+                        where_("TRIGGER")
+                    )),
+                }
+                compare(
+                    &mut self.differences,
+                    &where_("TRIGGER"),
+                    "events",
+                    recorded,
+                    &events,
+                );
+            }
+            Record::Quote(_) => {}
+        }
+    }
+
+    /// Compares one stored account with the replay.
+    pub fn stored(&mut self, user: &UserId, stored: &Account) {
+        self.compared += 1;
+        match self.accounts.remove(user).flatten() {
+            None => self.differences.push(format!(
+                "user {user}: an account is stored, but the log never created it"
+            )),
+            Some(replayed) => {
+                let (s, r) = (stored.summary(0), replayed.summary(0));
+                let place = format!("user {user}");
+                compare(&mut self.differences, &place, "cash", &s.cash, &r.cash);
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "reserved cash",
+                    &s.reserved_cash,
+                    &r.reserved_cash,
+                );
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "holdings",
+                    &s.holdings,
+                    &r.holdings,
+                );
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "pending buys",
+                    &s.pending_buys,
+                    &r.pending_buys,
+                );
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "pending sells",
+                    &s.pending_sells,
+                    &r.pending_sells,
+                );
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "buy triggers",
+                    &s.buy_triggers,
+                    &r.buy_triggers,
+                );
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "sell triggers",
+                    &s.sell_triggers,
+                    &r.sell_triggers,
+                );
+                if stored != &replayed && s == r {
+                    self.differences.push(format!(
+                        "{place}: the stored account differs from the log's in its details"
+                    ));
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> AuditReport {
+        for (user, account) in &self.accounts {
+            if account.is_some() {
+                self.differences.push(format!(
+                    "user {user}: the log creates this account, but none is stored"
+                ));
+            }
+        }
+        AuditReport {
+            rows: self.rows,
+            accounts: self.compared,
+            differences: self.differences,
+        }
+    }
+}
+
+fn compare<T: PartialEq + Debug>(
+    differences: &mut Vec<String>,
+    place: &str,
+    what: &str,
+    stored: &T,
+    replayed: &T,
+) {
+    if stored != replayed {
+        differences.push(format!(
+            "{place}: {what} stored {stored:?}, the log gives {replayed:?}"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::{Command, CommandName, CommandRequest, Money};
+
+    use super::*;
+
+    fn user() -> UserId {
+        UserId::parse("u1").unwrap()
+    }
+
+    /// Runs `requests` through the engine the way the store does and
+    /// returns the rows and the resulting account.
+    fn history(amounts: &[&str]) -> (Vec<LogRow>, Account) {
+        let mut account = None;
+        let rows = amounts
+            .iter()
+            .enumerate()
+            .map(|(i, amount)| {
+                let request =
+                    CommandRequest::new(CommandName::Add, Some("u1"), None, Some(amount), None)
+                        .unwrap();
+                let ctx = Context {
+                    now_ms: 1_000 + i as i64,
+                    txn: i as i64 + 1,
+                    price: None,
+                };
+                let mut events = Vec::new();
+                let outcome = match request.command() {
+                    Ok(command) => execute(&mut account, &command, &ctx, &mut events),
+                    Err(rejection) => Err(rejection),
+                };
+                LogRow {
+                    seq: i as i64 + 1,
+                    ts_ms: ctx.now_ms,
+                    server: "t".into(),
+                    user: Some(user()),
+                    txn: ctx.txn,
+                    record: Record::Command {
+                        request,
+                        quote: None,
+                        outcome,
+                        balance: None,
+                        events,
+                    },
+                }
+            })
+            .collect();
+        (rows, account.unwrap())
+    }
+
+    fn audit(rows: &[LogRow], stored: Option<&Account>) -> AuditReport {
+        let mut auditor = Auditor::default();
+        rows.iter().for_each(|row| auditor.row(row));
+        if let Some(stored) = stored {
+            auditor.stored(&user(), stored);
+        }
+        auditor.finish()
+    }
+
+    #[test]
+    fn a_faithful_store_passes() {
+        let (rows, account) = history(&["10.00", "-1", "5.50"]);
+        let report = audit(&rows, Some(&account));
+        assert!(report.differences.is_empty(), "{:?}", report.differences);
+        assert_eq!((report.rows, report.accounts), (3, 1));
+    }
+
+    #[test]
+    fn a_tampered_balance_is_caught() {
+        let (rows, mut account) = history(&["10.00"]);
+        let ctx = Context {
+            now_ms: 0,
+            txn: 99,
+            price: None,
+        };
+        account
+            .execute(
+                &Command::Add {
+                    amount: Money::from_cents(1),
+                },
+                &ctx,
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let report = audit(&rows, Some(&account));
+        assert_eq!(report.differences.len(), 1, "{:?}", report.differences);
+        assert!(
+            report.differences[0].contains("cash stored Money(1001), the log gives Money(1000)"),
+            "{:?}",
+            report.differences
+        );
+    }
+
+    #[test]
+    fn a_tampered_log_is_caught() {
+        let (mut rows, account) = history(&["10.00", "5.00"]);
+        if let Record::Command { outcome, .. } = &mut rows[1].record {
+            *outcome = Err(engine::Rejection::new(
+                engine::RejectCode::InvalidAmount,
+                "forged",
+            ));
+        }
+        let report = audit(&rows, Some(&account));
+        assert!(
+            report
+                .differences
+                .iter()
+                .any(|d| d.starts_with("row 2 (user u1, transaction 2, ADD): outcome"))
+        );
+    }
+
+    #[test]
+    fn missing_and_unexpected_accounts_are_caught() {
+        let (rows, account) = history(&["10.00"]);
+        assert_eq!(
+            audit(&rows, None).differences.len(),
+            1,
+            "created by the log, not stored"
+        );
+        let report = audit(&[], Some(&account));
+        assert!(report.differences[0].contains("the log never created it"));
+    }
+}

@@ -1,0 +1,118 @@
+//! A trader's notifications: triggers that fired or could not, orders that
+//! expired. Newest first, paged by id.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use store::Notification;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::routes::commands::json_response;
+use crate::routes::users::{parse_user, unknown_user};
+use crate::state::AppState;
+
+/// The most notifications one page may hold.
+pub const MAX_PAGE: usize = 100;
+const DEFAULT_PAGE: usize = 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Only notifications older than this id (the previous page's `next_before`).
+    before: Option<i64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    notifications: Vec<Notification>,
+    unread: u64,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    user: Result<Path<String>, PathRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let user = parse_user(user)?;
+    principal.check(&user)?;
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be from 1 to {MAX_PAGE}."),
+        ));
+    }
+    let reader = state.trading.reader();
+    if reader.account(&user).await?.is_none() {
+        return Err(unknown_user(&user));
+    }
+    // One more than asked tells whether there is a next page.
+    let mut notifications = reader.notifications(&user, query.before, limit + 1).await?;
+    let next_before = if notifications.len() > limit {
+        notifications.truncate(limit);
+        notifications.last().map(|n| n.id)
+    } else {
+        None
+    };
+    let page = Page {
+        unread: reader.unread_notifications(&user).await?,
+        notifications,
+        next_before,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).expect("plain data serializes"),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// The notifications to mark; all of the user's when absent.
+    ids: Option<Vec<i64>>,
+}
+
+pub async fn mark_read(
+    State(state): State<AppState>,
+    principal: Principal,
+    user: Result<Path<String>, PathRejection>,
+    body: Result<Json<MarkRead>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let user = parse_user(user)?;
+    principal.check(&user)?;
+    let Json(body) = body.map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send Content-Type: application/json.",
+        ),
+        other => ApiError::bad_request("malformed_json", other.body_text()),
+    })?;
+    if body.ids.as_ref().is_some_and(|ids| ids.len() > 1_000) {
+        return Err(ApiError::bad_request(
+            "too_many_ids",
+            "At most 1000 ids at once.",
+        ));
+    }
+    if state.trading.reader().account(&user).await?.is_none() {
+        return Err(unknown_user(&user));
+    }
+    let marked = state
+        .trading
+        .store()
+        .mark_notifications_read(&user, body.ids)
+        .await?;
+    let body = serde_json::json!({ "marked": marked });
+    Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
+}

@@ -1,0 +1,271 @@
+//! Reads from PostgreSQL, through the shared pool: each query waits at most
+//! the acquire timeout for a connection, and fails fast while the database
+//! is known to be down.
+
+use bytes::Bytes;
+use engine::{Money, Symbol, TriggerSide, UserId};
+use futures::Stream;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::db::Db;
+use crate::StoreError;
+use crate::batch::LoadedAccount;
+use crate::codec::{
+    LogColumns, NotificationColumns, decode_account, limit_param, parse_user, side_code,
+    user_column,
+};
+use crate::dump::{self, LogQuery};
+use crate::notification::Notification;
+use crate::record::{HistoryItem, LogRow};
+
+/// Read access to a DayTrader PostgreSQL database; cheap to clone.
+#[derive(Clone)]
+pub struct PgReader {
+    pub(crate) db: Db,
+}
+
+impl PgReader {
+    /// Runs `query` on the pool, failing fast while the database is down.
+    async fn fetch_all(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        self.db.check()?;
+        query
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| self.db.failed(e))
+    }
+
+    /// Whether the database answers (and the store is ready).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.fetch_all(sqlx::query("SELECT 1")).await.map(drop)
+    }
+
+    pub async fn account(&self, user: &UserId) -> Result<Option<LoadedAccount>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT state, version FROM accounts WHERE user_id = $1")
+                    .bind(user.as_str()),
+            )
+            .await?;
+        rows.first()
+            .map(|row| {
+                Ok(LoadedAccount {
+                    account: decode_account(user, row.try_get("state")?)?,
+                    version: row.try_get("version")?,
+                })
+            })
+            .transpose()
+    }
+
+    /// The user's latest `limit` history lines, newest first.
+    pub async fn history(
+        &self,
+        user: &UserId,
+        limit: usize,
+    ) -> Result<Vec<HistoryItem>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                     WHERE user_id = $1 ORDER BY seq DESC LIMIT $2",
+                )
+                .bind(user.as_str())
+                .bind(limit_param(limit)),
+            )
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(item) = log_row(row)?.history_item() {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
+    /// Users with an armed trigger on `symbol` that `price` fires.
+    pub async fn users_with_firing_triggers(
+        &self,
+        symbol: Symbol,
+        price: Money,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT DISTINCT user_id FROM armed_triggers WHERE symbol = $1
+                     AND ((side = $2 AND trigger_price >= $4) OR (side = $3 AND trigger_price <= $4))",
+                )
+                .bind(symbol.as_str())
+                .bind(side_code(TriggerSide::Buy))
+                .bind(side_code(TriggerSide::Sell))
+                .bind(price.cents()),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| parse_user(row.try_get("user_id")?))
+            .collect()
+    }
+
+    /// Every symbol with an armed trigger.
+    pub async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
+        let rows = self
+            .fetch_all(sqlx::query(
+                "SELECT DISTINCT symbol FROM armed_triggers ORDER BY symbol",
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let symbol: &str = row.try_get("symbol")?;
+                Symbol::parse(symbol)
+                    .map_err(|_| StoreError::Corrupt(format!("armed trigger symbol {symbol:?}")))
+            })
+            .collect()
+    }
+
+    /// The audit log as XML, rows up to `upto_seq`, of one user or of
+    /// everyone: read a page of 1,000 rows at a time and sent in 64 KiB
+    /// chunks through a small channel, so memory stays flat whatever the
+    /// log's size, and a client that stops reading stops the reading. Each
+    /// page holds a pooled connection only while it is read.
+    pub fn stream_log(
+        &self,
+        user: Option<UserId>,
+        upto_seq: i64,
+    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<> {
+        let this = self.clone();
+        dump::stream(
+            move |query| {
+                let this = this.clone();
+                async move { this.log_rows(query).await }
+            },
+            user,
+            upto_seq,
+        )
+    }
+
+    /// Up to `limit` rows of the whole log after row `after_seq`, in `seq`
+    /// order.
+    pub async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
+        self.log_rows(LogQuery {
+            user: None,
+            after_seq,
+            upto_seq: i64::MAX,
+            limit,
+        })
+        .await
+    }
+
+    async fn log_rows(&self, query: LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        let statement = match query.user {
+            Some(_) => sqlx::query(
+                "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                 WHERE user_id = $3 AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $4",
+            ),
+            None => sqlx::query(
+                "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                 WHERE seq > $1 AND seq <= $2 AND $3::text IS NOT NULL ORDER BY seq LIMIT $4",
+            ),
+        };
+        let rows = self
+            .fetch_all(
+                statement
+                    .bind(query.after_seq)
+                    .bind(query.upto_seq)
+                    .bind(user_column(query.user.as_ref()))
+                    .bind(limit_param(query.limit)),
+            )
+            .await?;
+        rows.iter().map(log_row).collect()
+    }
+
+    /// Up to `limit` accounts after `after_user`, in user id order (byte
+    /// order: the column is `COLLATE "C"`).
+    pub async fn accounts_page(
+        &self,
+        after_user: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, LoadedAccount)>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT user_id, state, version FROM accounts WHERE user_id > $1
+                     ORDER BY user_id LIMIT $2",
+                )
+                .bind(after_user.map_or("", UserId::as_str))
+                .bind(limit_param(limit)),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let user = parse_user(row.try_get("user_id")?)?;
+                let account = decode_account(&user, row.try_get("state")?)?;
+                let version = row.try_get("version")?;
+                Ok((user, LoadedAccount { account, version }))
+            })
+            .collect()
+    }
+
+    /// The user's notifications, newest first: up to `limit` of those with
+    /// an id below `before_id` (from the newest when `None`).
+    pub async fn notifications(
+        &self,
+        user: &UserId,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT id, user_id, created_ms, kind, message, txn, read FROM notifications
+                     WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                )
+                .bind(user.as_str())
+                .bind(before_id.unwrap_or(i64::MAX))
+                .bind(limit_param(limit)),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let columns = NotificationColumns {
+                    id: row.try_get("id")?,
+                    user: row.try_get("user_id")?,
+                    created_ms: row.try_get("created_ms")?,
+                    kind: row.try_get("kind")?,
+                    message: row.try_get("message")?,
+                    txn: row.try_get("txn")?,
+                    read: row.try_get("read")?,
+                };
+                columns.decode()
+            })
+            .collect()
+    }
+
+    /// How many of the user's notifications are unread.
+    pub async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT count(*) AS unread FROM notifications WHERE user_id = $1 AND NOT read",
+                )
+                .bind(user.as_str()),
+            )
+            .await?;
+        let count: i64 = rows.first().map_or(Ok(0), |row| row.try_get("unread"))?;
+        Ok(count as u64)
+    }
+}
+
+/// Reads a `seq, ts_ms, server, user_id, txn, body` row.
+fn log_row(row: &PgRow) -> Result<LogRow, StoreError> {
+    let columns = LogColumns {
+        seq: row.try_get("seq")?,
+        ts_ms: row.try_get("ts_ms")?,
+        server: row.try_get("server")?,
+        user: row.try_get("user_id")?,
+        txn: row.try_get("txn")?,
+        body: row.try_get("body")?,
+    };
+    columns.decode()
+}
