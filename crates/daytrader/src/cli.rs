@@ -15,6 +15,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log filter, as in tracing's EnvFilter (e.g. `info`, `warn,server=debug`).
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// `text` for people, `json` for one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     /// Options of `serve`, the default command.
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -142,6 +148,12 @@ pub struct QuoteArgs {
     /// Seconds a fetched price is used.
     #[arg(long, env = "QUOTE_TTL_SECS", default_value_t = 60)]
     pub quote_ttl_secs: u64,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Copy, Clone, ValueEnum)]

@@ -18,7 +18,7 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(&cli.log, cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let result = runtime.block_on(async move {
         match cli.command {
@@ -41,17 +41,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Structured logs on stderr: `RUST_LOG` filters (default `info`),
-/// `LOG_FORMAT=json` gives one JSON object per line.
-fn init_logging() {
+/// Structured logs on stderr, filtered by `--log` (`RUST_LOG`).
+fn init_logging(filter: &str, format: cli::LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|error| {
+        eprintln!("daytrader: ignoring the log filter {filter:?} ({error}); using info");
+        EnvFilter::new("info")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        cli::LogFormat::Json => builder.json().init(),
+        cli::LogFormat::Text => builder.init(),
     }
 }

@@ -144,10 +144,7 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
     let app = App {
         data_dir,
         banner,
-        client: Http {
-            url,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        },
+        client: Http::new(url),
         child,
         _temp: temp,
     };
@@ -186,6 +183,13 @@ impl Reply {
 }
 
 impl Http {
+    pub fn new(url: String) -> Http {
+        Http {
+            url,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
     pub async fn request(
         &self,
         method: Method,

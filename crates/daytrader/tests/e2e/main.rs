@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod balancer;
 mod cluster;
 mod helpers;
 mod infra;
@@ -10,4 +11,5 @@ mod lifecycle;
 mod oracle;
 mod tamper;
 mod triggers;
+mod wiring;
 mod workloads;
