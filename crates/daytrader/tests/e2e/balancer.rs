@@ -160,10 +160,15 @@ impl LocalCluster {
     /// HAProxy's stats as `server -> status` for the web backend.
     pub async fn haproxy_states(&self) -> BTreeMap<String, String> {
         let stats = crate::helpers::Http::new(format!("http://127.0.0.1:{}", self.port + 92));
-        let request = hyper::Request::get(format!("{}/;csv", stats.url)).body(Default::default()).unwrap();
-        let csv = stats.try_request(request).await.map(|r| r.text()).unwrap_or_default();
-        csv
-            .lines()
+        let request = hyper::Request::get(format!("{}/;csv", stats.url))
+            .body(Default::default())
+            .unwrap();
+        let csv = stats
+            .try_request(request)
+            .await
+            .map(|r| r.text())
+            .unwrap_or_default();
+        csv.lines()
             .filter(|l| l.starts_with("web,web"))
             .filter_map(|l| {
                 let fields: Vec<&str> = l.split(',').collect();
@@ -352,7 +357,13 @@ async fn a_replay_survives_an_instance_killed_mid_way() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         cluster.signal("web2", libc::SIGKILL);
         let down = wait_until(Duration::from_secs(10), || async {
-            (cluster.haproxy_states().await.get("web2").map(String::as_str) == Some("DOWN")).then_some(())
+            (cluster
+                .haproxy_states()
+                .await
+                .get("web2")
+                .map(String::as_str)
+                == Some("DOWN"))
+            .then_some(())
         })
         .await;
         assert!(
@@ -405,7 +416,13 @@ async fn a_replay_survives_an_instance_killed_mid_way() {
 
     cluster.restart("web2");
     let back = wait_until(Duration::from_secs(15), || async {
-        (cluster.haproxy_states().await.get("web2").map(String::as_str) == Some("UP")).then_some(())
+        (cluster
+            .haproxy_states()
+            .await
+            .get("web2")
+            .map(String::as_str)
+            == Some("UP"))
+        .then_some(())
     })
     .await;
     assert!(
