@@ -174,6 +174,13 @@ impl Auditor {
                     &events,
                 );
             }
+            Record::Registered => match account {
+                Some(_) => self.differences.push(format!(
+                    "{}: a registration of a user who already exists",
+                    where_("REGISTER")
+                )),
+                None => *account = Some(Account::default()),
+            },
             Record::Quote(_) => {}
         }
     }
@@ -378,6 +385,38 @@ mod tests {
                 .differences
                 .iter()
                 .any(|d| d.starts_with("row 2 (user u1, transaction 2, ADD): outcome"))
+        );
+    }
+
+    fn registration(seq: i64) -> LogRow {
+        LogRow {
+            seq,
+            ts_ms: 500,
+            server: "t".into(),
+            user: Some(user()),
+            txn: 900,
+            record: Record::Registered,
+        }
+    }
+
+    #[test]
+    fn a_registration_creates_the_account_it_stores() {
+        let report = audit(&[registration(1)], Some(&Account::default()));
+        assert!(report.differences.is_empty(), "{:?}", report.differences);
+        // Without its row, the registered account is one the log never made.
+        let report = audit(&[], Some(&Account::default()));
+        assert!(report.differences[0].contains("the log never created it"));
+        // A second registration of one user is not something the store does.
+        let (mut rows, account) = history(&["10.00"]);
+        rows.push(registration(2));
+        let report = audit(&rows, Some(&account));
+        assert!(
+            report
+                .differences
+                .iter()
+                .any(|d| d.contains("a registration of a user who already exists")),
+            "{:?}",
+            report.differences
         );
     }
 

@@ -19,7 +19,7 @@ mod workload;
 pub use dump_path::{UnsafeDumpName, resolve_dump_path};
 pub use generate::{DUMPLOG_FILENAME, GenerateError, generate};
 pub use replay::{RunOptions, run};
-pub use report::{DumpFile, DumplogError, LatencySummary, Report};
+pub use report::{DumpFile, DumplogError, LatencySummary, OpenLoop, Report};
 pub use workload::{
     MAX_SHOWN_TEXT, MalformedLine, ParsedWorkload, WorkloadCommand, parse_file, parse_reader,
     parse_str,

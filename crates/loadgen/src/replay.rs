@@ -28,7 +28,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::connection::{Connection, Endpoint, TransportError};
 use crate::dump_path::resolve_dump_path;
-use crate::report::{DumpFile, DumplogError, LatencySummary, Report};
+use crate::report::{DumpFile, DumplogError, LatencySummary, OpenLoop, Report};
 use crate::tally::{Outcome, Tally};
 use crate::workload::{ParsedWorkload, WorkloadCommand};
 
@@ -52,6 +52,15 @@ pub struct RunOptions {
     pub request_timeout: Duration,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Open loop: command `k` of the file (0-based, in file order) is due
+    /// `k / rate` seconds after the start, whether or not the server keeps
+    /// up; `None` is the closed loop, where a user's next command goes as
+    /// soon as the previous one has its answer. A closed loop measures the
+    /// most the server can do, but its latencies hide queueing (a slow
+    /// answer delays the commands behind it instead of making them late);
+    /// an open loop at a fixed rate measures the latency a trader sees at
+    /// that load. A user's commands still run in order, one at a time.
+    pub rate: Option<f64>,
 }
 
 impl RunOptions {
@@ -70,6 +79,7 @@ impl RunOptions {
             retries: 8,
             request_timeout: Duration::from_secs(30),
             progress: true,
+            rate: None,
         }
     }
 }
@@ -88,6 +98,12 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
         options.concurrency != Some(0),
         "the concurrency must be at least 1"
     );
+    if let Some(rate) = options.rate {
+        ensure!(
+            rate.is_finite() && rate > 0.0,
+            "the rate must be a positive number of commands per second, not {rate}"
+        );
+    }
     let endpoint = Endpoint::resolve(&options.target, &options.token).await?;
     tokio::fs::create_dir_all(&options.out_dir)
         .await
@@ -119,6 +135,7 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
         request_timeout: options.request_timeout,
         progress,
         started: Instant::now(),
+        rate: options.rate,
         commands,
     });
 
@@ -163,6 +180,11 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
 
     let duration_s = duration.as_secs_f64();
     let command_count = shared.commands.len() as u64;
+    let open_loop = shared.rate.map(|rate_per_s| OpenLoop {
+        rate_per_s,
+        service_latency_ms: LatencySummary::from_micros(&total.service_latency),
+        behind_schedule: total.behind_schedule,
+    });
     total.timeline.resize(duration.as_secs() as usize + 1, 0);
     total.dumplogs.sort_by_key(|d| d.line);
     total.dumplog_errors.sort_by_key(|d| d.line);
@@ -189,6 +211,7 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
         dumplogs: total.dumplogs,
         dumplog_errors: total.dumplog_errors,
         timeline: total.timeline,
+        open_loop,
     })
 }
 
@@ -200,8 +223,26 @@ struct Shared {
     request_timeout: Duration,
     progress: Option<ProgressBar>,
     started: Instant,
+    rate: Option<f64>,
     commands: Vec<WorkloadCommand>,
 }
+
+impl Shared {
+    /// When command `index` is due in an open-loop run.
+    fn due(&self, index: usize) -> Option<Instant> {
+        self.rate.map(|rate| self.started + due_after(index, rate))
+    }
+}
+
+/// How long after the start command `index` is due at `rate` commands per
+/// second.
+fn due_after(index: usize, rate: f64) -> Duration {
+    Duration::from_secs_f64(index as f64 / rate)
+}
+
+/// A command starting later than this after its due time is counted as
+/// behind schedule; below it, the lateness is the timer's granularity.
+const LATE: Duration = Duration::from_millis(1);
 
 /// A stretch of the workload between barriers.
 #[derive(Debug, PartialEq, Eq)]
@@ -302,7 +343,29 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
         None
     };
 
-    let started = Instant::now();
+    let started = match shared.due(index) {
+        None => Instant::now(),
+        Some(due) => {
+            let now = Instant::now();
+            if now < due {
+                // Early: wait for its time, and time it from when the timer
+                // woke, so that the timer's rounding (up to a millisecond)
+                // is not counted as the server's.
+                tokio::time::sleep_until(due.into()).await;
+                Instant::now()
+            } else {
+                // Late: its user's previous command was answered after this
+                // one was due. Timed from its due time, so that the delay a
+                // slow answer causes to the commands behind it counts (the
+                // correction for coordinated omission).
+                if now.duration_since(due) > LATE {
+                    tally.behind_schedule += 1;
+                }
+                due
+            }
+        }
+    };
+    let sent = Instant::now();
     let mut attempt = 0;
     let outcome = loop {
         let answer = tokio::time::timeout(
@@ -352,6 +415,9 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
         attempt += 1;
         tally.retries += 1;
     };
+    if shared.rate.is_some() {
+        tally.record_service(sent.elapsed());
+    }
     tally.record(outcome, started.elapsed(), shared.started.elapsed());
     if let Some(progress) = &shared.progress {
         progress.inc(1);
@@ -556,6 +622,14 @@ mod tests {
                 r#"{"command":"ADD","user":"u\"1","amount":"-5","transaction_num":6}"#,
             ]
         );
+    }
+
+    #[test]
+    fn an_open_loop_spaces_commands_evenly_from_the_start() {
+        assert_eq!(due_after(0, 100.0), Duration::ZERO);
+        assert_eq!(due_after(1, 100.0), Duration::from_millis(10));
+        assert_eq!(due_after(250, 100.0), Duration::from_millis(2500));
+        assert_eq!(due_after(3, 0.5), Duration::from_secs(6));
     }
 
     #[test]

@@ -50,6 +50,24 @@ pub struct Report {
     pub dumplog_errors: Vec<DumplogError>,
     /// Commands completed in each second of the run, in order.
     pub timeline: Vec<u64>,
+    /// What the schedule of an open-loop run (a fixed rate) did; absent for
+    /// a closed loop. In an open loop, [`Report::latency_ms`] counts from
+    /// when each command was due, not from when it could be sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<OpenLoop>,
+}
+
+/// The schedule of an open-loop run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenLoop {
+    /// The commands per second asked for.
+    pub rate_per_s: f64,
+    /// From sending a command to its final answer: the server's part of
+    /// the latency, without the time a command waited behind its user's
+    /// previous one.
+    pub service_latency_ms: LatencySummary,
+    /// Commands that started more than a millisecond after they were due.
+    pub behind_schedule: u64,
 }
 
 /// Latency percentiles in milliseconds.
@@ -179,12 +197,27 @@ impl Report {
             "  {:<20}{:>12.1} commands/s",
             "throughput", self.throughput_per_s
         )?;
-        let l = &self.latency_ms;
-        writeln!(
-            out,
-            "  {:<20}p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}",
-            "latency (ms)", l.p50, l.p90, l.p99, l.max, l.mean
-        )?;
+        let latency = |out: &mut dyn Write, name: &str, l: &LatencySummary| {
+            writeln!(
+                out,
+                "  {:<20}p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}",
+                name, l.p50, l.p90, l.p99, l.max, l.mean
+            )
+        };
+        latency(out, "latency (ms)", &self.latency_ms)?;
+        if let Some(open) = &self.open_loop {
+            writeln!(
+                out,
+                "  {:<20}{:>12.1} commands/s (open loop; latency from each command's due time)",
+                "rate", open.rate_per_s
+            )?;
+            latency(out, "service (ms)", &open.service_latency_ms)?;
+            writeln!(
+                out,
+                "  {:<20}{:>12}",
+                "behind schedule", open.behind_schedule
+            )?;
+        }
         for dump in &self.dumplogs {
             writeln!(
                 out,
@@ -249,6 +282,7 @@ mod tests {
             }],
             dumplog_errors: vec![],
             timeline: vec![10],
+            open_loop: None,
         }
     }
 
@@ -322,5 +356,35 @@ mod tests {
         ] {
             assert!(table.contains(expected), "{expected} in\n{table}");
         }
+    }
+
+    #[test]
+    fn an_open_loop_run_shows_its_schedule_and_old_reports_still_read() {
+        let mut r = report();
+        r.open_loop = Some(OpenLoop {
+            rate_per_s: 500.0,
+            service_latency_ms: LatencySummary {
+                p99: 1.5,
+                ..LatencySummary::default()
+            },
+            behind_schedule: 7,
+        });
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["open_loop"]["rate_per_s"], 500.0);
+        assert_eq!(json["open_loop"]["behind_schedule"], 7);
+        let mut table = Vec::new();
+        r.print_table(&mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        for expected in ["open loop", "service (ms)", "behind schedule"] {
+            assert!(table.contains(expected), "{expected} in\n{table}");
+        }
+
+        // A closed-loop report, and one written before open loops existed,
+        // carry no open_loop at all.
+        let mut closed = serde_json::to_value(report()).unwrap();
+        assert!(closed.get("open_loop").is_none());
+        closed.as_object_mut().unwrap().remove("open_loop");
+        let back: Report = serde_json::from_value(closed).unwrap();
+        assert_eq!(back.open_loop, None);
     }
 }

@@ -28,6 +28,12 @@ pub(crate) struct Tally {
     pub(crate) retries: u64,
     /// Microseconds.
     pub(crate) latency: Histogram<u64>,
+    /// Open loop only: microseconds from sending a command to its answer,
+    /// without the time it spent behind schedule.
+    pub(crate) service_latency: Histogram<u64>,
+    /// Open loop only: commands that started late, because their user's
+    /// previous command was answered after they were due.
+    pub(crate) behind_schedule: u64,
     /// Commands completed in each second since the run started.
     pub(crate) timeline: Vec<u64>,
     pub(crate) dumplogs: Vec<DumpFile>,
@@ -43,9 +49,9 @@ impl Tally {
             failed: 0,
             failed_by_reason: HashMap::new(),
             retries: 0,
-            // Auto-resizing, so that a worker's histogram only grows as far
-            // as the latencies it saw: a hundred workers stay small.
-            latency: Histogram::new(3).expect("3 significant figures is a valid precision"),
+            latency: histogram(),
+            service_latency: histogram(),
+            behind_schedule: 0,
             timeline: Vec::new(),
             dumplogs: Vec::new(),
             dumplog_errors: Vec::new(),
@@ -66,17 +72,17 @@ impl Tally {
                 *self.failed_by_reason.entry(reason).or_default() += 1;
             }
         }
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        // `record` grows the histogram to fit; the saturating form would
-        // silently clamp to its current (small) range instead.
-        if self.latency.record(micros).is_err() {
-            self.latency.saturating_record(micros);
-        }
+        record_micros(&mut self.latency, latency);
         let second = at.as_secs() as usize;
         if self.timeline.len() <= second {
             self.timeline.resize(second + 1, 0);
         }
         self.timeline[second] += 1;
+    }
+
+    /// Records an open-loop command's service time.
+    pub(crate) fn record_service(&mut self, latency: Duration) {
+        record_micros(&mut self.service_latency, latency);
     }
 
     pub(crate) fn merge(&mut self, other: Tally) {
@@ -93,6 +99,10 @@ impl Tally {
         self.latency
             .add(&other.latency)
             .expect("auto-resizing histograms always add");
+        self.service_latency
+            .add(&other.service_latency)
+            .expect("auto-resizing histograms always add");
+        self.behind_schedule += other.behind_schedule;
         if self.timeline.len() < other.timeline.len() {
             self.timeline.resize(other.timeline.len(), 0);
         }
@@ -101,6 +111,21 @@ impl Tally {
         }
         self.dumplogs.extend(other.dumplogs);
         self.dumplog_errors.extend(other.dumplog_errors);
+    }
+}
+
+/// Auto-resizing, so that a worker's histogram only grows as far as the
+/// latencies it saw: a hundred workers stay small.
+fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant figures is a valid precision")
+}
+
+fn record_micros(histogram: &mut Histogram<u64>, latency: Duration) {
+    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    // `record` grows the histogram to fit; the saturating form would
+    // silently clamp to its current (small) range instead.
+    if histogram.record(micros).is_err() {
+        histogram.saturating_record(micros);
     }
 }
 
@@ -116,6 +141,8 @@ mod tests {
         a.record(Outcome::Rejected("no_pending_buy".into()), ms(2), ms(1500));
         let mut b = Tally::new();
         b.retries = 3;
+        b.behind_schedule = 2;
+        b.record_service(ms(5));
         b.record(Outcome::Rejected("no_pending_buy".into()), ms(3), ms(2100));
         b.record(Outcome::Failed("http_500".into()), ms(4), ms(2200));
         a.merge(b);
@@ -124,6 +151,7 @@ mod tests {
         assert_eq!(a.failed_by_reason["http_500"], 1);
         assert_eq!(a.timeline, vec![1, 1, 2]);
         assert_eq!(a.latency.len(), 4);
+        assert_eq!((a.service_latency.len(), a.behind_schedule), (1, 2));
         assert_eq!(a.latency.max(), a.latency.highest_equivalent(4000));
     }
 }

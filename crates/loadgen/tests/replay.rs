@@ -534,6 +534,59 @@ async fn measures_latency_from_send_to_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_sends_on_schedule_and_counts_lateness() {
+    // Users a and b alternate, one command due every 5 ms. The fifth
+    // command (a's) takes 60 ms: a's next ones are due before it is
+    // answered, so they start late and their latency counts from when they
+    // were due.
+    let (url, fake) = spawn_fake(|body, _| {
+        let delay = if tx(body) == 5 { 60 } else { 0 };
+        Reply::Delay(Duration::from_millis(delay), Box::new(Reply::Accept))
+    })
+    .await;
+    let text: String = (1..=20)
+        .map(|n| format!("[{n}] QUOTE,{},X\n", if n % 2 == 1 { "a" } else { "b" }))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&url, dir.path());
+    options.rate = Some(200.0);
+    let report = replay(parse_str(&text), options).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.accepted, 20);
+    let open = report.open_loop.expect("an open-loop run says so");
+    assert_eq!(open.rate_per_s, 200.0);
+    assert!(open.behind_schedule >= 1, "{open:?}");
+    // The last command is not sent before it is due, 19 intervals in.
+    assert!(report.duration_s >= 0.095, "{report:?}");
+    assert!(
+        report.latency_ms.max >= open.service_latency_ms.max,
+        "latency from the due time includes the service time: {report:?}"
+    );
+    let order = |user: &str| -> Vec<i64> {
+        fake.arrivals()
+            .iter()
+            .filter(|a| a.body["user"] == user)
+            .map(|a| tx(&a.body))
+            .collect()
+    };
+    assert_eq!(order("a"), (1..=20).step_by(2).collect::<Vec<i64>>());
+    assert_eq!(order("b"), (2..=20).step_by(2).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_rate_that_is_not_positive() {
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let mut options = options("http://127.0.0.1:9", dir.path());
+        options.rate = Some(rate);
+        let error = run(parse_str("[1] QUOTE,a,X\n"), options)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("rate"), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_global_dumplog_is_a_barrier_and_its_log_is_saved() {
     let xml: Vec<Bytes> = (0..200)
         .map(|i| {

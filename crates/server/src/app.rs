@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(commands::MAX_BODY))
@@ -229,7 +230,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         auth: Arc::new(Auth::new(&admin_token)),
         instance_id: Arc::from(settings.instance_id.as_str()),
         metrics: telemetry::metrics_handle(),
-        cache,
+        cache: cache.unwrap_or_else(|| cache::Cache::memory(&settings.cache_prefix)),
         clock,
     };
     let (trigger, shutdown) = shutdown::channel();

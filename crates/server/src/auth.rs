@@ -1,11 +1,15 @@
-//! Who is calling: the supervisor (the admin token) or a trader. Bearer
-//! tokens are compared in constant time, so response timing reveals nothing
-//! of the secret.
+//! Who is calling: the supervisor (the admin token) or a trader (one of
+//! their personal API tokens, made on the web pages). The admin token is
+//! compared in constant time, so response timing reveals nothing of it; a
+//! personal token is looked up by its SHA-256, so the database holds no
+//! usable secret.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use engine::UserId;
+use sha2::{Digest, Sha256};
+use store::TokenHash;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -57,10 +61,23 @@ impl Principal {
     }
 }
 
+/// What a bearer token turned out to be, before any lookup.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bearer {
+    Supervisor,
+    /// A personal token: acts for whoever it was made for, if it still
+    /// works.
+    Personal(TokenHash),
+}
+
 /// The secrets requests are checked against.
 pub struct Auth {
     admin_token: Vec<u8>,
 }
+
+/// Every personal token starts with this, so that one found in a file or
+/// a log is recognisable (and a wrong kind of token costs no lookup).
+pub const PERSONAL_PREFIX: &str = "dtu_";
 
 impl Auth {
     pub fn new(admin_token: &str) -> Auth {
@@ -69,7 +86,14 @@ impl Auth {
         }
     }
 
-    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, ApiError> {
+    /// Whether `token` is the admin token (in constant time).
+    pub fn is_supervisor_token(&self, token: &[u8]) -> bool {
+        bool::from(token.ct_eq(&self.admin_token))
+    }
+
+    /// Reads an `Authorization` header: the supervisor, a personal token to
+    /// look up, or 401.
+    pub fn bearer(&self, authorization: Option<&[u8]>) -> Result<Bearer, ApiError> {
         let Some(value) = authorization else {
             return Err(ApiError::unauthorized(
                 "This needs an Authorization: Bearer <token> header.",
@@ -81,11 +105,18 @@ impl Auth {
             .ok_or_else(|| {
                 ApiError::unauthorized("The Authorization header must be: Bearer <token>.")
             })?;
-        if bool::from(token.ct_eq(&self.admin_token)) {
-            return Ok(Principal::Supervisor);
+        if self.is_supervisor_token(token) {
+            return Ok(Bearer::Supervisor);
         }
-        Err(ApiError::unauthorized("The token is not valid."))
+        if token.starts_with(PERSONAL_PREFIX.as_bytes()) {
+            return Ok(Bearer::Personal(token_hash(token)));
+        }
+        Err(invalid_token())
     }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("The token is not valid (or has been revoked).")
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -96,7 +127,16 @@ impl FromRequestParts<AppState> for Principal {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes());
-        state.auth.authenticate(header)
+        match state.auth.bearer(header)? {
+            Bearer::Supervisor => Ok(Principal::Supervisor),
+            Bearer::Personal(hash) => state
+                .trading
+                .reader()
+                .api_token_user(hash)
+                .await?
+                .map(Principal::User)
+                .ok_or_else(invalid_token),
+        }
     }
 }
 
@@ -107,6 +147,17 @@ pub fn generate_token() -> String {
     hex::encode(bytes)
 }
 
+/// A new personal API token: the secret to show once, and the hash to keep.
+pub fn new_personal_token() -> (String, TokenHash) {
+    let token = format!("{PERSONAL_PREFIX}{}", generate_token());
+    let hash = token_hash(token.as_bytes());
+    (token, hash)
+}
+
+fn token_hash(token: &[u8]) -> TokenHash {
+    Sha256::digest(token).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,8 +166,8 @@ mod tests {
     fn tells_the_supervisor_from_everyone_else() {
         let auth = Auth::new("s3cret");
         assert_eq!(
-            auth.authenticate(Some(b"Bearer s3cret")).unwrap(),
-            Principal::Supervisor
+            auth.bearer(Some(b"Bearer s3cret")).unwrap(),
+            Bearer::Supervisor
         );
         for bad in [
             &b"Bearer s3cre"[..],
@@ -125,13 +176,22 @@ mod tests {
             b"s3cret",
             b"Bearer ",
         ] {
-            assert_eq!(
-                auth.authenticate(Some(bad)).unwrap_err().status,
-                401,
-                "{bad:?}"
-            );
+            assert_eq!(auth.bearer(Some(bad)).unwrap_err().status, 401, "{bad:?}");
         }
-        assert_eq!(auth.authenticate(None).unwrap_err().code, "unauthorized");
+        assert_eq!(auth.bearer(None).unwrap_err().code, "unauthorized");
+    }
+
+    #[test]
+    fn a_personal_token_is_looked_up_by_its_hash() {
+        let auth = Auth::new("s3cret");
+        let (token, hash) = new_personal_token();
+        assert!(token.starts_with(PERSONAL_PREFIX) && token.len() == 68);
+        let header = format!("Bearer {token}");
+        assert_eq!(
+            auth.bearer(Some(header.as_bytes())).unwrap(),
+            Bearer::Personal(hash)
+        );
+        assert_ne!(hash, new_personal_token().1);
     }
 
     #[test]

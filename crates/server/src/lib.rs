@@ -1,5 +1,6 @@
-//! DayTrader's HTTP service: the JSON API over the trading service, with
-//! authentication, health, metrics and the OpenAPI document.
+//! DayTrader's HTTP service: the JSON API and the web pages over the
+//! trading service, with authentication, sessions, health, metrics and the
+//! OpenAPI document.
 
 pub mod admin_token;
 pub mod app;
@@ -13,6 +14,7 @@ pub mod state;
 pub mod telemetry;
 pub mod trading;
 pub mod views;
+pub mod web;
 pub mod worker;
 
 pub use app::{Running, StartError, start};

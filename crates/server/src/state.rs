@@ -13,8 +13,10 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub instance_id: Arc<str>,
     pub metrics: PrometheusHandle,
-    /// The cache shared between instances, when there is one.
-    pub cache: Option<cache::Cache>,
+    /// The cache shared between instances: Redis in a cluster, this
+    /// process's memory when embedded (one instance shares with itself).
+    /// Sessions, sign-in counters and the page cache live here.
+    pub cache: cache::Cache,
     /// The wall clock in Unix ms (the store's, so that reads and writes
     /// agree on what has expired).
     pub clock: store::Clock,

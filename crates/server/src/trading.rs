@@ -87,6 +87,23 @@ impl Trading {
         Ok(self.store.submit(job).await?)
     }
 
+    /// Registers a trader from the web pages: their empty account and their
+    /// password's hash in one atomic step, run once per form submission
+    /// (`txn`). A taken user id is [`store::JobError::UserTaken`].
+    pub async fn register(
+        &self,
+        user: UserId,
+        password_hash: String,
+        txn: i64,
+    ) -> Result<Done, ServiceError> {
+        let job = Job {
+            user: Some(user),
+            idem_key: Some(txn),
+            work: Work::Register { password_hash },
+        };
+        Ok(self.store.submit(job).await?)
+    }
+
     /// The current price of `symbol` for a read that is not a command. A
     /// fetch it causes is still recorded, since it cost money.
     pub async fn quote(

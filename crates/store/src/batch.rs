@@ -39,6 +39,16 @@ pub enum Work {
     Price { symbol: Symbol, price: Money },
     /// Record a quote fetched outside any command.
     Quote(QuoteFetch),
+    /// A trader registers on the web pages: their empty account and their
+    /// credentials are created in one step, so that no account exists
+    /// without its password nor a password without its account. Refused
+    /// with [`JobError::UserTaken`] when the user id already exists (an
+    /// earlier registration, or a first ADD of a workload).
+    Register {
+        /// The password's PHC string (argon2); the store never sees the
+        /// password itself.
+        password_hash: String,
+    },
 }
 
 /// What a job came to.
@@ -62,6 +72,8 @@ pub enum JobError {
     MissingPrice(CommandName),
     #[error("a {0} job needs a user")]
     MissingUser(&'static str),
+    #[error("the user id {0} is taken")]
+    UserTaken(UserId),
 }
 
 /// A user's account as loaded for the batch.
@@ -106,11 +118,21 @@ impl AccountWrite {
     }
 }
 
+/// The credentials of a trader who registered in this batch.
+#[derive(Clone, Debug)]
+pub struct NewCredentials {
+    pub user: UserId,
+    pub password_hash: String,
+    pub created_ms: i64,
+}
+
 /// Everything a batch writes, and each job's answer in job order.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub rows: Vec<NewRow>,
     pub accounts: Vec<AccountWrite>,
+    /// Written with the accounts the same registrations created.
+    pub credentials: Vec<NewCredentials>,
     /// What the batch's steps tell their users (triggers, expiries), in
     /// the order they happened.
     pub notifications: Vec<NewNotification>,
@@ -151,12 +173,25 @@ struct Slot {
     touched: bool,
 }
 
+impl Slot {
+    /// A user without an account row.
+    fn absent() -> Slot {
+        Slot {
+            account: None,
+            version: 0,
+            triggers_before: Vec::new(),
+            touched: false,
+        }
+    }
+}
+
 /// The state of one batch while its jobs apply.
 struct Batch<'a, F> {
     slots: HashMap<UserId, Slot>,
     prior: HashMap<(String, i64), PriorRow>,
     rows: Vec<NewRow>,
     notifications: Vec<NewNotification>,
+    credentials: Vec<NewCredentials>,
     now_ms: i64,
     server: &'a str,
     next_seq: F,
@@ -193,6 +228,7 @@ pub fn apply(
         prior,
         rows: Vec::new(),
         notifications: Vec::new(),
+        credentials: Vec::new(),
         now_ms,
         server,
         next_seq,
@@ -202,6 +238,7 @@ pub fn apply(
     Applied {
         rows: batch.rows,
         accounts,
+        credentials: batch.credentials,
         notifications: batch.notifications,
         results,
     }
@@ -225,7 +262,86 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
                     Record::Quote(fetch.clone()),
                 ))
             }
+            Work::Register { password_hash } => self.register(job, password_hash),
         }
+    }
+
+    /// The idempotency key of a job: its user (or [`GLOBAL_USER`]) and its
+    /// transaction number.
+    fn key(job: &Job) -> Option<(String, i64)> {
+        job.idem_key.map(|k| {
+            (
+                job.user
+                    .as_ref()
+                    .map_or(GLOBAL_USER, UserId::as_str)
+                    .to_owned(),
+                k,
+            )
+        })
+    }
+
+    /// The first outcome of an already executed key, answered to its retry.
+    fn earlier(&self, key: Option<&(String, i64)>) -> Option<Done> {
+        let earlier = self.prior.get(key?)?;
+        Some(Done {
+            seq: Some(earlier.seq),
+            txn: earlier.txn,
+            ts_ms: earlier.ts_ms,
+            record: earlier.record.clone(),
+            duplicate: true,
+        })
+    }
+
+    /// Keeps a step's outcome under its key, so that a retry later in the
+    /// same batch is answered with it too.
+    fn remember(&mut self, key: Option<(String, i64)>, seq: i64, done: &Done) {
+        if let Some(key) = key {
+            let prior = PriorRow {
+                seq,
+                ts_ms: done.ts_ms,
+                txn: done.txn,
+                record: done.record.clone(),
+            };
+            self.prior.insert(key, prior);
+        }
+    }
+
+    fn register(&mut self, job: &Job, password_hash: &str) -> Result<Done, JobError> {
+        let user = job
+            .user
+            .as_ref()
+            .ok_or(JobError::MissingUser("registration"))?;
+        let key = Self::key(job);
+        if let Some(done) = self.earlier(key.as_ref()) {
+            // The same transaction number ran something else for this
+            // user: whatever it was, this registration cannot be it.
+            return match done.record {
+                Record::Registered => Ok(done),
+                _ => Err(JobError::UserTaken(user.clone())),
+            };
+        }
+        let slot = self.slots.entry(user.clone()).or_insert_with(Slot::absent);
+        if slot.account.is_some() {
+            return Err(JobError::UserTaken(user.clone()));
+        }
+        slot.account = Some(Account::default());
+        slot.touched = true;
+        self.credentials.push(NewCredentials {
+            user: user.clone(),
+            password_hash: password_hash.to_owned(),
+            created_ms: self.now_ms,
+        });
+        let seq = (self.next_seq)();
+        let txn = job.idem_key.unwrap_or(seq);
+        let done = self.push(
+            seq,
+            Some(user.clone()),
+            txn,
+            job.idem_key,
+            Record::Registered,
+        );
+        self.remember(key, seq, &done);
+        Ok(done)
     }
 
     fn command(
@@ -241,23 +357,8 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         {
             return Err(JobError::MissingPrice(request.name));
         }
-        let key = job.idem_key.map(|k| {
-            (
-                job.user
-                    .as_ref()
-                    .map_or(GLOBAL_USER, UserId::as_str)
-                    .to_owned(),
-                k,
-            )
-        });
-        if let Some(earlier) = key.as_ref().and_then(|k| self.prior.get(k)) {
-            let done = Done {
-                seq: Some(earlier.seq),
-                txn: earlier.txn,
-                ts_ms: earlier.ts_ms,
-                record: earlier.record.clone(),
-                duplicate: true,
-            };
+        let key = Self::key(job);
+        if let Some(done) = self.earlier(key.as_ref()) {
             // The retry's own fetch was real and cost money: keep it.
             if let Some(QuoteUse::Fetched(fetch)) = quote {
                 let seq = (self.next_seq)();
@@ -280,12 +381,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             // The global DUMPLOG: the caller has checked it is the supervisor.
             (Ok(_), None) => (Ok(engine::Reply::DumpLog(engine::Empty {})), None),
             (Ok(command), Some(user)) => {
-                let slot = self.slots.entry(user.clone()).or_insert_with(|| Slot {
-                    account: None,
-                    version: 0,
-                    triggers_before: Vec::new(),
-                    touched: false,
-                });
+                let slot = self.slots.entry(user.clone()).or_insert_with(Slot::absent);
                 let ctx = Context {
                     now_ms: self.now_ms,
                     txn,
@@ -310,15 +406,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             events,
         };
         let done = self.push(seq, job.user.clone(), txn, job.idem_key, record);
-        if let Some(key) = key {
-            let prior = PriorRow {
-                seq,
-                ts_ms: done.ts_ms,
-                txn,
-                record: done.record.clone(),
-            };
-            self.prior.insert(key, prior);
-        }
+        self.remember(key, seq, &done);
         Ok(done)
     }
 

@@ -16,15 +16,17 @@ pub mod notification;
 pub mod postgres;
 pub mod record;
 pub mod sqlite;
+pub mod tokens;
 pub mod xml;
 
 use std::sync::Arc;
 
-pub use batch::{Done, Job, JobError, LoadedAccount, Work};
+pub use batch::{Done, Job, JobError, LoadedAccount, NewCredentials, Work};
 pub use notification::{Notification, NotificationKind};
 pub use postgres::{Lease, PgOptions, PgReader, PgStore, postgres_url};
-pub use record::{Balance, HistoryItem, LogRow, QuoteFetch, QuoteUse, Record};
+pub use record::{Balance, HistoryItem, HistoryPage, LogRow, QuoteFetch, QuoteUse, Record};
 pub use sqlite::{SqliteOptions, SqliteReader, SqliteStore};
+pub use tokens::{ApiToken, NewApiToken, TokenHash};
 
 /// The current time in Unix milliseconds. Passed in so tests control it.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -94,7 +96,8 @@ impl Store {
 
     /// Marks `user`'s notifications read: those among `ids`, or all of them
     /// when `None`. Only that user's notifications are ever touched; returns
-    /// how many changed.
+    /// how many changed. A change bumps the user's account version, as a
+    /// command does, since what the user sees has changed.
     pub async fn mark_notifications_read(
         &self,
         user: &engine::UserId,
@@ -103,6 +106,28 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.mark_notifications_read(user, ids).await,
             Store::Postgres(store) => store.mark_notifications_read(user, ids).await,
+        }
+    }
+
+    /// Stores a new API token; answers its id.
+    pub async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.create_api_token(token).await,
+            Store::Postgres(store) => store.create_api_token(token).await,
+        }
+    }
+
+    /// Revokes `user`'s token `id`; `false` when `user` has no such working
+    /// token (another user's token is never touched).
+    pub async fn revoke_api_token(
+        &self,
+        user: &engine::UserId,
+        id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.revoke_api_token(user, id, now_ms).await,
+            Store::Postgres(store) => store.revoke_api_token(user, id, now_ms).await,
         }
     }
 
@@ -148,15 +173,56 @@ impl Reader {
         }
     }
 
-    /// The user's latest `limit` history lines, newest first.
+    /// The user's history lines from their latest `limit` log rows, newest
+    /// first.
     pub async fn history(
         &self,
         user: &engine::UserId,
         limit: usize,
     ) -> Result<Vec<HistoryItem>, StoreError> {
+        Ok(self.history_page(user, None, limit).await?.items)
+    }
+
+    /// The user's history lines from up to `limit` log rows before row
+    /// `before_seq` (from the newest when `None`), newest first. A page may
+    /// hold fewer lines than rows: quote fetches are not history.
+    pub async fn history_page(
+        &self,
+        user: &engine::UserId,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
         match self {
-            Reader::Sqlite(r) => r.history(user, limit).await,
-            Reader::Postgres(r) => r.history(user, limit).await,
+            Reader::Sqlite(r) => r.history_page(user, before_seq, limit).await,
+            Reader::Postgres(r) => r.history_page(user, before_seq, limit).await,
+        }
+    }
+
+    /// The PHC string of the user's password, if they registered on the
+    /// web pages (a user created by a first ADD has none).
+    pub async fn password_hash(&self, user: &engine::UserId) -> Result<Option<String>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.password_hash(user).await,
+            Reader::Postgres(r) => r.password_hash(user).await,
+        }
+    }
+
+    /// The user's API tokens, newest first, revoked ones included.
+    pub async fn api_tokens(&self, user: &engine::UserId) -> Result<Vec<ApiToken>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.api_tokens(user).await,
+            Reader::Postgres(r) => r.api_tokens(user).await,
+        }
+    }
+
+    /// The user whose working (not revoked) token has this hash.
+    pub async fn api_token_user(
+        &self,
+        hash: TokenHash,
+    ) -> Result<Option<engine::UserId>, StoreError> {
+        match self {
+            Reader::Sqlite(r) => r.api_token_user(hash).await,
+            Reader::Postgres(r) => r.api_token_user(hash).await,
         }
     }
 

@@ -70,6 +70,10 @@ pub enum Record {
     /// trigger engine's refresh, or by a retried command that turned out to
     /// have run already.
     Quote(QuoteFetch),
+    /// The user registered on the web pages: an empty account came into
+    /// being with their credentials. The course's log format has no entry
+    /// for it, so it renders none; the audit replays it.
+    Registered,
 }
 
 /// The first byte of every stored record: the encoding's version, so that a
@@ -102,7 +106,7 @@ impl Record {
     pub fn events(&self) -> &[Event] {
         match self {
             Record::Command { events, .. } | Record::Price { events, .. } => events,
-            Record::Quote(_) => &[],
+            Record::Quote(_) | Record::Registered => &[],
         }
     }
 }
@@ -120,6 +124,27 @@ pub struct LogRow {
     /// or the row's `seq` when the command came without one.
     pub txn: i64,
     pub record: Record,
+}
+
+/// A page of a trader's history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    /// Pass as `before_seq` for the next (older) page; `None` on the last.
+    pub next_before: Option<i64>,
+}
+
+impl HistoryPage {
+    /// The page made of `rows`, newest first, read with one row more than
+    /// `limit` to tell whether an older page follows.
+    pub(crate) fn of(mut rows: Vec<LogRow>, limit: usize) -> HistoryPage {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        HistoryPage {
+            next_before: rows.last().filter(|_| more).map(|row| row.seq),
+            items: rows.iter().filter_map(LogRow::history_item).collect(),
+        }
+    }
 }
 
 /// One line of a trader's history, derived from a log row.
@@ -168,6 +193,12 @@ impl LogRow {
                 "TRIGGER".to_owned(),
                 Some(*symbol),
                 Some(price.to_string()),
+                &Ok(Reply::DumpLog(engine::Empty {})),
+            )),
+            Record::Registered => Some(item(
+                "REGISTER".to_owned(),
+                None,
+                None,
                 &Ok(Reply::DumpLog(engine::Empty {})),
             )),
             Record::Quote(_) => None,

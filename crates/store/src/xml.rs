@@ -69,6 +69,9 @@ pub fn render_row(row: &LogRow, out: &mut String) {
         }
         Record::Price { events, .. } => render_events(out, &common, user, events),
         Record::Quote(fetch) => quote_server(out, &common, row.txn, fetch),
+        // The course's format has no entry for a registration (no command,
+        // no money moved): it is in the log for the audit, not the dump.
+        Record::Registered => {}
     }
 }
 
@@ -276,5 +279,10 @@ mod tests {
         assert!(xml.contains("<funds>25.00</funds>"));
         assert!(xml.contains("<action>remove</action>"));
         assert!(!xml.contains("errorEvent"));
+    }
+
+    #[test]
+    fn a_registration_renders_no_entry() {
+        assert_eq!(row(Record::Registered), "");
     }
 }

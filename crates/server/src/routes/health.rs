@@ -19,14 +19,12 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 /// decide: without it an instance is slower, not broken.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.trading.reader().ping().await;
-    let cache = match &state.cache {
-        None => "not configured".to_owned(),
-        Some(cache) => match cache.status() {
-            cache::CacheStatus::Up => "ok".to_owned(),
-            cache::CacheStatus::Down { reason, .. } => {
-                format!("unavailable ({reason}); quotes go straight to the quote service")
-            }
-        },
+    let cache = match (&state.cache, state.cache.status()) {
+        (cache::Cache::Memory(_), _) => "not configured".to_owned(),
+        (_, cache::CacheStatus::Up) => "ok".to_owned(),
+        (_, cache::CacheStatus::Down { reason, .. }) => {
+            format!("unavailable ({reason}); quotes go straight to the quote service")
+        }
     };
     let (status, ready, database) = match database {
         Ok(()) => (StatusCode::OK, "ready", "ok".to_owned()),

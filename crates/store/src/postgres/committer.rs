@@ -308,6 +308,9 @@ WITH logged AS (
 ), notified AS (
     INSERT INTO notifications (user_id, created_ms, kind, message, txn)
     SELECT * FROM unnest($19::text[], $20::int8[], $21::text[], $22::text[], $23::int8[])
+), registered AS (
+    INSERT INTO credentials (user_id, password_hash, created_ms)
+    SELECT * FROM unnest($24::text[], $25::text[], $26::int8[])
 )
 SELECT count(*) AS created FROM created";
 
@@ -362,6 +365,17 @@ async fn write(
     let note_message: Vec<&str> = notes.iter().map(|n| n.message.as_str()).collect();
     let note_txn: Vec<i64> = notes.iter().map(|n| n.txn).collect();
 
+    // Each registration also created its account above: if another
+    // instance created that user first, the count below tells, and the
+    // batch runs again (and is then refused).
+    let credentials = &applied.credentials;
+    let credential_user: Vec<&str> = credentials.iter().map(|c| c.user.as_str()).collect();
+    let credential_hash: Vec<&str> = credentials
+        .iter()
+        .map(|c| c.password_hash.as_str())
+        .collect();
+    let credential_created: Vec<i64> = credentials.iter().map(|c| c.created_ms).collect();
+
     let inserted: i64 = sqlx::query_scalar(WRITE)
         .bind(now_ms)
         .bind(server)
@@ -386,6 +400,9 @@ async fn write(
         .bind(&note_kind)
         .bind(&note_message)
         .bind(&note_txn)
+        .bind(&credential_user)
+        .bind(&credential_hash)
+        .bind(&credential_created)
         .fetch_one(&mut *conn)
         .await?;
     Ok(inserted == created.len() as i64)

@@ -29,6 +29,7 @@ use self::lease::LEADER_LOCK_CLASS;
 pub use self::lease::Lease;
 pub use self::reader::PgReader;
 use crate::batch::{Done, Job};
+use crate::tokens::NewApiToken;
 use crate::{Clock, StoreError};
 
 /// Jobs waiting for a committer before callers wait for room.
@@ -187,16 +188,63 @@ impl PgStore {
             return Err(StoreError::Closed);
         }
         self.db.check()?;
-        let done = sqlx::query(
-            "UPDATE notifications SET read = true
-             WHERE user_id = $1 AND NOT read AND ($2::int8[] IS NULL OR id = ANY($2))",
+        // What a trader sees changed: a new version makes their cached
+        // pages stale, as a command does.
+        let marked: i64 = sqlx::query_scalar(
+            "WITH marked AS (
+                 UPDATE notifications SET read = true
+                 WHERE user_id = $1 AND NOT read AND ($2::int8[] IS NULL OR id = ANY($2))
+                 RETURNING 1
+             ), bumped AS (
+                 UPDATE accounts SET version = version + 1
+                 WHERE user_id = $1 AND EXISTS (SELECT 1 FROM marked)
+             )
+             SELECT count(*) FROM marked",
         )
         .bind(user.as_str())
         .bind(ids)
+        .fetch_one(self.db.pool())
+        .await
+        .map_err(|e| self.db.failed(e))?;
+        Ok(marked as u64)
+    }
+
+    /// Stores a new API token; answers its id.
+    pub async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
+        self.db.check()?;
+        sqlx::query_scalar(
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_ms)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(token.user.as_str())
+        .bind(&token.name)
+        .bind(token.hash.as_slice())
+        .bind(token.created_ms)
+        .fetch_one(self.db.pool())
+        .await
+        .map_err(|e| self.db.failed(e))
+    }
+
+    /// Revokes `user`'s token `id`; `false` when no such working token of
+    /// theirs exists (another user's token is never touched).
+    pub async fn revoke_api_token(
+        &self,
+        user: &UserId,
+        id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.db.check()?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_ms = $3
+             WHERE id = $1 AND user_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(id)
+        .bind(user.as_str())
+        .bind(now_ms)
         .execute(self.db.pool())
         .await
         .map_err(|e| self.db.failed(e))?;
-        Ok(done.rows_affected())
+        Ok(done.rows_affected() > 0)
     }
 
     /// Commits everything queued so far, then stops the committers. Jobs

@@ -17,7 +17,8 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::record::{HistoryItem, LogRow};
+use crate::record::{HistoryPage, LogRow};
+use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader PostgreSQL database; cheap to clone.
 #[derive(Clone)]
@@ -60,29 +61,79 @@ impl PgReader {
             .transpose()
     }
 
-    /// The user's latest `limit` history lines, newest first.
-    pub async fn history(
+    /// Up to `limit` of the user's history lines from the rows before
+    /// `before_seq` (from the newest when `None`), newest first.
+    pub async fn history_page(
         &self,
         user: &UserId,
+        before_seq: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<HistoryItem>, StoreError> {
+    ) -> Result<HistoryPage, StoreError> {
         let rows = self
             .fetch_all(
                 sqlx::query(
                     "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                     WHERE user_id = $1 ORDER BY seq DESC LIMIT $2",
+                     WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
                 )
                 .bind(user.as_str())
-                .bind(limit_param(limit)),
+                .bind(before_seq.unwrap_or(i64::MAX))
+                .bind(limit_param(limit.saturating_add(1))),
             )
             .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(item) = log_row(row)?.history_item() {
-                items.push(item);
-            }
-        }
-        Ok(items)
+        let rows = rows.iter().map(log_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryPage::of(rows, limit))
+    }
+
+    /// The PHC string of the user's password, if they registered.
+    pub async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT password_hash FROM credentials WHERE user_id = $1")
+                    .bind(user.as_str()),
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| row.try_get("password_hash"))
+            .transpose()?)
+    }
+
+    /// The user's API tokens, newest first, revoked ones included.
+    pub async fn api_tokens(&self, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT id, name, created_ms, revoked_ms FROM api_tokens
+                     WHERE user_id = $1 ORDER BY id DESC",
+                )
+                .bind(user.as_str()),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiToken {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    created_ms: row.try_get("created_ms")?,
+                    revoked_ms: row.try_get("revoked_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The user a working (not revoked) token acts for.
+    pub async fn api_token_user(&self, hash: TokenHash) -> Result<Option<UserId>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_ms IS NULL",
+                )
+                .bind(hash.as_slice()),
+            )
+            .await?;
+        rows.first()
+            .map(|row| parse_user(row.try_get("user_id")?))
+            .transpose()
     }
 
     /// Users with an armed trigger on `symbol` that `price` fires.

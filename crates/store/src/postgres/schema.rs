@@ -77,6 +77,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_by_user ON notifications (user_id, id);
     CREATE INDEX notifications_unread ON notifications (user_id) WHERE NOT read;
     "#,
+    // 2: the passwords of traders who registered on the web pages, written
+    // in the same transaction as the account the registration creates.
+    r#"
+    CREATE TABLE credentials (
+        user_id       TEXT COLLATE "C" PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_ms    BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database up to the current schema, waiting for any other

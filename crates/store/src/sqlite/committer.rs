@@ -4,8 +4,9 @@
 //! (up to a bound), runs them in one `BEGIN IMMEDIATE` transaction and
 //! commits once, so one fsync covers the whole batch (group commit). Being
 //! the only writer, it never meets "database is locked", and it can hand out
-//! row numbers from a counter. That is why marking notifications read comes
-//! here too rather than through a second writer connection.
+//! row numbers from a counter. That is why marking notifications read and
+//! changing API tokens come here too rather than through a second writer
+//! connection.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,11 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, side_code, user_column};
 use crate::record::Record;
+use crate::tokens::TokenChange;
 use crate::{Clock, StoreError};
 
 pub(crate) enum Msg {
     Job(Box<Job>, oneshot::Sender<Result<Done, StoreError>>),
     MarkRead(MarkRead),
+    Token(TokenWrite),
     /// Finish what is queued before this, then stop.
     Stop(oneshot::Sender<()>),
 }
@@ -31,6 +34,13 @@ pub(crate) struct MarkRead {
     pub user: UserId,
     pub ids: Option<Vec<i64>>,
     pub reply: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// Creates or revokes an API token. Answers a new token's id, or how many
+/// tokens a revocation revoked (0 or 1).
+pub(crate) struct TokenWrite {
+    pub change: TokenChange,
+    pub reply: oneshot::Sender<Result<i64, StoreError>>,
 }
 
 pub(crate) struct Committer {
@@ -47,11 +57,12 @@ struct Pending {
     jobs: Vec<Job>,
     replies: Vec<oneshot::Sender<Result<Done, StoreError>>>,
     marks: Vec<MarkRead>,
+    tokens: Vec<TokenWrite>,
 }
 
 impl Pending {
     fn len(&self) -> usize {
-        self.jobs.len() + self.marks.len()
+        self.jobs.len() + self.marks.len() + self.tokens.len()
     }
 }
 
@@ -71,6 +82,7 @@ impl Committer {
                         pending.replies.push(reply);
                     }
                     Msg::MarkRead(mark) => pending.marks.push(mark),
+                    Msg::Token(token) => pending.tokens.push(token),
                     Msg::Stop(ack) => {
                         stop = Some(ack);
                         break;
@@ -93,8 +105,8 @@ impl Committer {
     fn commit_and_answer(&mut self, pending: &mut Pending) {
         let started = Instant::now();
         let first_seq = self.next_seq;
-        match self.commit(&pending.jobs, &pending.marks) {
-            Ok((applied, marked)) => {
+        match self.commit(pending) {
+            Ok((applied, marked, tokens)) => {
                 metrics::histogram!("store_batch_size").record(pending.jobs.len() as f64);
                 metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
                 for (reply, result) in pending.replies.drain(..).zip(applied.results) {
@@ -102,6 +114,9 @@ impl Committer {
                 }
                 for (mark, count) in pending.marks.drain(..).zip(marked) {
                     let _ = mark.reply.send(Ok(count));
+                }
+                for (token, answer) in pending.tokens.drain(..).zip(tokens) {
+                    let _ = token.reply.send(Ok(answer));
                 }
             }
             Err(error) => {
@@ -115,25 +130,34 @@ impl Committer {
                 for mark in pending.marks.drain(..) {
                     let _ = mark.reply.send(Err(error.for_another_caller()));
                 }
+                for token in pending.tokens.drain(..) {
+                    let _ = token.reply.send(Err(error.for_another_caller()));
+                }
             }
         }
         pending.jobs.clear();
     }
 
-    fn commit(
-        &mut self,
-        jobs: &[Job],
-        marks: &[MarkRead],
-    ) -> Result<(Applied, Vec<u64>), StoreError> {
+    /// Runs everything pending in one transaction: returns what the jobs
+    /// came to, how many notifications each mark changed and each token
+    /// write's answer.
+    fn commit(&mut self, pending: &Pending) -> Result<(Applied, Vec<u64>, Vec<i64>), StoreError> {
+        let jobs = &pending.jobs;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Before the batch's own writes: a reader can only have seen (and
         // be marking) notifications committed earlier, so the ones this
         // batch creates stay unread.
-        let marked = marks
+        let marked = pending
+            .marks
             .iter()
             .map(|mark| mark_read(&tx, mark))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = pending
+            .tokens
+            .iter()
+            .map(|token| change_token(&tx, &token.change))
             .collect::<Result<Vec<_>, _>>()?;
         let (users, keys) = batch::keys(jobs);
 
@@ -195,7 +219,7 @@ impl Committer {
         });
         write(&tx, &applied, now_ms)?;
         tx.commit()?;
-        Ok((applied, marked))
+        Ok((applied, marked, tokens))
     }
 }
 
@@ -240,6 +264,16 @@ fn write(tx: &Transaction<'_>, applied: &Applied, now_ms: i64) -> Result<(), Sto
             }
         }
     }
+    let mut credentials = tx.prepare_cached(
+        "INSERT INTO credentials (user_id, password_hash, created_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    for new in &applied.credentials {
+        credentials.execute(params![
+            new.user.as_str(),
+            new.password_hash,
+            new.created_ms
+        ])?;
+    }
     let mut notify = tx.prepare_cached(
         "INSERT INTO notifications (user_id, created_ms, kind, message, txn) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -272,5 +306,33 @@ fn mark_read(tx: &Transaction<'_>, mark: &MarkRead) -> Result<u64, StoreError> {
             changed
         }
     };
+    // What a trader sees changed: a new version makes their cached pages
+    // stale, as a command does.
+    if changed > 0 {
+        tx.prepare_cached("UPDATE accounts SET version = version + 1 WHERE user_id = ?1")?
+            .execute([user])?;
+    }
     Ok(changed as u64)
+}
+
+fn change_token(tx: &Transaction<'_>, change: &TokenChange) -> Result<i64, StoreError> {
+    Ok(match change {
+        TokenChange::Create(token) => {
+            tx.prepare_cached(
+                "INSERT INTO api_tokens (user_id, name, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                token.user.as_str(),
+                token.name,
+                token.hash.as_slice(),
+                token.created_ms
+            ])?;
+            tx.last_insert_rowid()
+        }
+        TokenChange::Revoke { user, id, now_ms } => tx
+            .prepare_cached(
+                "UPDATE api_tokens SET revoked_ms = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_ms IS NULL",
+            )?
+            .execute(params![id, user.as_str(), now_ms])? as i64,
+    })
 }

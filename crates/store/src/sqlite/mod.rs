@@ -17,7 +17,7 @@ use futures::Stream;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use self::committer::{Committer, MarkRead, Msg};
+use self::committer::{Committer, MarkRead, Msg, TokenWrite};
 use crate::batch::{Done, Job, LoadedAccount};
 use crate::codec::{
     LogColumns, NotificationColumns, decode_account, limit_param, parse_user, side_code,
@@ -25,7 +25,8 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::record::{HistoryItem, LogRow};
+use crate::record::{HistoryPage, LogRow};
+use crate::tokens::{ApiToken, NewApiToken, TokenChange, TokenHash};
 use crate::{Clock, StoreError};
 
 /// The database file inside the data directory.
@@ -142,6 +143,37 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Stores a new API token; answers its id.
+    pub async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
+        self.change_token(TokenChange::Create(token)).await
+    }
+
+    /// Revokes `user`'s token `id`; `false` when no such working token of
+    /// theirs exists (another user's token is never touched).
+    pub async fn revoke_api_token(
+        &self,
+        user: &UserId,
+        id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let change = TokenChange::Revoke {
+            user: user.clone(),
+            id,
+            now_ms,
+        };
+        Ok(self.change_token(change).await? > 0)
+    }
+
+    /// Goes through the committer, the database's only writer.
+    async fn change_token(&self, change: TokenChange) -> Result<i64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Msg::Token(TokenWrite { change, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Commits everything queued so far, then stops the committer. Jobs
     /// submitted afterwards fail with [`StoreError::Closed`].
     pub async fn close(&self) {
@@ -248,25 +280,80 @@ impl SqliteReader {
         .await
     }
 
-    /// The user's latest `limit` history lines, newest first.
-    pub async fn history(
+    /// Up to `limit` of the user's history lines from the rows before
+    /// `before_seq` (from the newest when `None`), newest first.
+    pub async fn history_page(
         &self,
         user: &UserId,
+        before_seq: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<HistoryItem>, StoreError> {
+    ) -> Result<HistoryPage, StoreError> {
         let user = user.clone();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, ts_ms, server, user_id, txn, body FROM log WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                 WHERE user_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![user.as_str(), limit as i64], read_row)?;
-            let mut items = Vec::with_capacity(limit);
+            let rows = stmt.query_map(
+                params![
+                    user.as_str(),
+                    before_seq.unwrap_or(i64::MAX),
+                    limit_param(limit.saturating_add(1))
+                ],
+                read_row,
+            )?;
+            let mut page = Vec::with_capacity(limit + 1);
             for row in rows {
-                if let Some(item) = row??.history_item() {
-                    items.push(item);
-                }
+                page.push(row??);
             }
-            Ok(items)
+            Ok(HistoryPage::of(page, limit))
+        })
+        .await
+    }
+
+    /// The PHC string of the user's password, if they registered.
+    pub async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT password_hash FROM credentials WHERE user_id = ?1")?
+                .query_row([user.as_str()], |row| row.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    /// The user's API tokens, newest first, revoked ones included.
+    pub async fn api_tokens(&self, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, created_ms, revoked_ms FROM api_tokens
+                 WHERE user_id = ?1 ORDER BY id DESC",
+            )?;
+            let tokens = stmt.query_map([user.as_str()], |row| {
+                Ok(ApiToken {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    created_ms: row.get(2)?,
+                    revoked_ms: row.get(3)?,
+                })
+            })?;
+            Ok(tokens.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The user a working (not revoked) token acts for.
+    pub async fn api_token_user(&self, hash: TokenHash) -> Result<Option<UserId>, StoreError> {
+        self.read(move |conn| {
+            let user: Option<String> = conn
+                .prepare_cached(
+                    "SELECT user_id FROM api_tokens WHERE token_hash = ?1 AND revoked_ms IS NULL",
+                )?
+                .query_row([hash.as_slice()], |row| row.get(0))
+                .optional()?;
+            user.as_deref().map(parse_user).transpose()
         })
         .await
     }

@@ -66,6 +66,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX notifications_by_user ON notifications (user_id, id);
     CREATE INDEX notifications_unread ON notifications (user_id) WHERE read = 0;
     ",
+    // 3: the passwords of traders who registered on the web pages, written
+    // in the same transaction as the account the registration creates.
+    "
+    CREATE TABLE credentials (
+        user_id       TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the database up to the current schema.

@@ -6,6 +6,7 @@
 
 mod fixture;
 
+mod accounts;
 mod commands;
 mod log;
 mod notifications;

@@ -1,0 +1,90 @@
+//! What the layout around every page shows: who is signed in, the
+//! navigation, a one-time message, the instance that served the page.
+
+use std::sync::Arc;
+
+use crate::state::AppState;
+use crate::web::assets;
+use crate::web::error::PageError;
+use crate::web::session::{Flash, Session, Supervisor, Trader};
+
+pub struct Chrome {
+    /// The instance serving this page: in every footer.
+    pub instance: Arc<str>,
+    /// The server's clock when the page was made, so that countdowns run on
+    /// it rather than on the browser's.
+    pub now_ms: i64,
+    /// The signed-in trader's name.
+    pub user: Option<String>,
+    pub supervisor: bool,
+    /// The session's CSRF token, for the sign-out form in the header.
+    pub csrf: String,
+    /// Which navigation entry is the current page.
+    pub nav: &'static str,
+    pub unread: u64,
+    pub flash: Option<Flash>,
+    pub css: String,
+    pub js: String,
+    pub icon: String,
+}
+
+impl Chrome {
+    fn new(state: &AppState, nav: &'static str) -> Chrome {
+        Chrome {
+            instance: state.instance_id.clone(),
+            now_ms: (state.clock)(),
+            user: None,
+            supervisor: false,
+            csrf: String::new(),
+            nav,
+            unread: 0,
+            flash: None,
+            css: assets::url("app.css"),
+            js: assets::url("app.js"),
+            icon: assets::url("icon.svg"),
+        }
+    }
+
+    /// For error pages: no session is needed to tell what went wrong.
+    pub fn bare(state: &AppState) -> Chrome {
+        Chrome::new(state, "")
+    }
+
+    /// For the sign-in and registration pages.
+    pub fn visitor(state: &AppState, session: &Session, nav: &'static str) -> Chrome {
+        Chrome {
+            csrf: session.csrf().to_owned(),
+            ..Chrome::new(state, nav)
+        }
+    }
+
+    /// For a trader's pages: with their unread notifications and any
+    /// message left for this page.
+    pub async fn trader(
+        state: &AppState,
+        trader: &Trader,
+        nav: &'static str,
+    ) -> Result<Chrome, PageError> {
+        let unread = state
+            .trading
+            .reader()
+            .unread_notifications(&trader.user)
+            .await?;
+        Ok(Chrome {
+            user: Some(trader.user.to_string()),
+            csrf: trader.session.csrf().to_owned(),
+            unread,
+            flash: trader.session.take_flash(state).await,
+            ..Chrome::new(state, nav)
+        })
+    }
+
+    pub async fn supervisor(state: &AppState, supervisor: &Supervisor) -> Chrome {
+        Chrome {
+            supervisor: true,
+            csrf: supervisor.session.csrf().to_owned(),
+            flash: supervisor.session.take_flash(state).await,
+            ..Chrome::new(state, "admin")
+        }
+    }
+}

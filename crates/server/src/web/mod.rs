@@ -1,0 +1,110 @@
+//! The web pages: server-rendered HTML for traders and the supervisor,
+//! over the same trading service, error mapping and metrics as the JSON
+//! API, so a command from a form is recorded and idempotent exactly as one
+//! from the API.
+//!
+//! Instances keep no state of their own: sessions (with their CSRF
+//! secrets), failed sign-in counters, one-time messages and cached page
+//! fragments live in the shared cache (Redis in a cluster, memory when
+//! embedded), so any instance serves any page of any signed-in trader.
+//! The pages need no script; one small file adds live countdowns.
+
+mod account;
+mod admin;
+mod assets;
+mod chrome;
+mod dashboard;
+mod error;
+mod format;
+mod forms;
+mod history;
+mod notifications;
+mod page_cache;
+mod password;
+mod quotes;
+mod run;
+mod session;
+mod templates;
+mod throttle;
+mod tokens;
+mod trade;
+mod triggers;
+mod views;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::state::AppState;
+
+/// Pages may load only this site's own files, run only its own script (no
+/// inline script, so injected markup cannot run), submit forms only to it
+/// and be framed by nobody.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'; object-src 'none'";
+
+/// Every page and asset route, with the headers that protect them.
+pub fn router(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(dashboard::page))
+        .route(
+            "/register",
+            get(account::register_page).post(account::register),
+        )
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/funds", post(dashboard::add_funds))
+        .route("/trade", get(trade::page))
+        .route("/trade/buy", post(trade::buy))
+        .route("/trade/sell", post(trade::sell))
+        .route("/trade/pending-buy", post(trade::decide_buy))
+        .route("/trade/pending-sell", post(trade::decide_sell))
+        .route("/triggers", get(triggers::page))
+        .route("/triggers/{side}/amount", post(triggers::set_amount))
+        .route("/triggers/{side}/price", post(triggers::set_price))
+        .route("/triggers/{side}/cancel", post(triggers::cancel))
+        .route("/quote", get(quotes::page))
+        .route("/history", get(history::page))
+        .route("/history/log.xml", get(history::dump_log))
+        .route("/notifications", get(notifications::page))
+        .route("/notifications/read", post(notifications::mark_read))
+        .route("/tokens", get(tokens::page).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/admin", get(admin::page))
+        .route(
+            "/admin/login",
+            get(account::admin_login_page).post(account::admin_login),
+        )
+        .route("/admin/log.xml", get(admin::dump_log))
+        // Personal data: never kept by a browser or a proxy.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let assets = Router::new().route("/static/{version}/{name}", get(assets::serve));
+    let headers = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ),
+    ];
+    let mut router = pages
+        .merge(assets)
+        .layer(from_fn_with_state(state, error::render));
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+    }
+    router
+}

@@ -1,0 +1,186 @@
+//! A trader's command from a form: the same trading service as the JSON
+//! API (so it is recorded in the audit log and idempotent by its
+//! transaction number), the same error mapping, the same metrics.
+
+use std::future::Future;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use engine::{CommandName, CommandRequest, Reply, UserId};
+use store::Record;
+
+use crate::error::ApiError;
+use crate::routes::commands::count;
+use crate::state::AppState;
+use crate::web::error::PageError;
+use crate::web::format::dollars;
+use crate::web::session::{Flash, Trader};
+
+/// An accepted command.
+pub struct Ran {
+    pub reply: Reply,
+    /// The form had been sent before: this is the first outcome again.
+    pub duplicate: bool,
+    /// The log row it wrote (what a DUMPLOG streams up to).
+    pub seq: Option<i64>,
+}
+
+/// Runs `name` for `user` under the form's transaction number (`None` for
+/// reads that are commands, such as DUMPLOG, which take the row's). A
+/// refusal comes back as the API's error: its status, code and sentence.
+pub async fn run(
+    state: &AppState,
+    user: &UserId,
+    name: CommandName,
+    symbol: Option<&str>,
+    amount: Option<&str>,
+    txn: Option<i64>,
+) -> Result<Ran, ApiError> {
+    let request = CommandRequest::new(name, Some(user.as_str()), symbol, amount, None)?;
+    let done = state.trading.execute(request, txn).await?;
+    count(name, &done);
+    match done.record {
+        Record::Command {
+            outcome: Ok(reply), ..
+        } => Ok(Ran {
+            reply,
+            duplicate: done.duplicate,
+            seq: done.seq,
+        }),
+        Record::Command {
+            outcome: Err(rejection),
+            ..
+        } => Err(ApiError::from(rejection)),
+        // Only a transaction number reused across kinds of step gets here.
+        _ => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "form_reused",
+            "This form was already used for something else. Reload the page and try again.",
+        )),
+    }
+}
+
+/// A command as a form sent it.
+pub struct Sent<'a> {
+    pub name: CommandName,
+    pub symbol: Option<&'a str>,
+    pub amount: Option<&'a str>,
+    /// The form's transaction number.
+    pub txn: i64,
+}
+
+/// Runs a form's command and answers as every form does: accepted, a
+/// redirect to `then` (so that reloading it sends nothing again) with what
+/// happened as a message there; refused, the form's page rendered again by
+/// `refused`, with the refusal next to what caused it.
+pub async fn act<R, Fut>(
+    state: &AppState,
+    trader: &Trader,
+    sent: Sent<'_>,
+    then: &'static str,
+    refused: R,
+) -> Result<Response, PageError>
+where
+    R: FnOnce(ApiError) -> Fut,
+    Fut: Future<Output = Result<Response, PageError>>,
+{
+    let Sent {
+        name,
+        symbol,
+        amount,
+        txn,
+    } = sent;
+    match run(state, &trader.user, name, symbol, amount, Some(txn)).await {
+        Ok(ran) => {
+            let said = describe(name, &ran);
+            trader.session.flash(state, Flash::success(said)).await;
+            Ok(Redirect::to(then).into_response())
+        }
+        Err(error) => refused(error).await,
+    }
+}
+
+/// What an accepted command did, in a sentence for the next page.
+pub fn describe(name: CommandName, ran: &Ran) -> String {
+    let said = match &ran.reply {
+        Reply::Added(added) => format!("Added {} to your cash.", dollars(added.added)),
+        Reply::Pending(order) => {
+            let side = if name == CommandName::Buy {
+                "buy"
+            } else {
+                "sell"
+            };
+            format!(
+                "Your {side} of {} {} at {} ({}) is waiting: commit or cancel it within 60 seconds.",
+                order.shares,
+                order.symbol,
+                dollars(order.price),
+                dollars(order.amount)
+            )
+        }
+        Reply::Settled(order) => {
+            let what = match name {
+                CommandName::CommitBuy => "Bought",
+                CommandName::CommitSell => "Sold",
+                CommandName::CancelBuy => "Cancelled the buy of",
+                _ => "Cancelled the sell of",
+            };
+            format!(
+                "{what} {} {} at {} ({}).",
+                order.shares,
+                order.symbol,
+                dollars(order.price),
+                dollars(order.amount)
+            )
+        }
+        Reply::TriggerAmount(set) if name == CommandName::SetBuyAmount => format!(
+            "{} is set aside to buy {}. Now choose the price to buy at.",
+            dollars(set.amount),
+            set.symbol
+        ),
+        Reply::TriggerAmount(set) => format!(
+            "{} worth of {} will be sold. Now choose the price to sell at.",
+            dollars(set.amount),
+            set.symbol
+        ),
+        Reply::TriggerArmed(armed) => match &armed.executed {
+            Some(run) => format!(
+                "The {} trigger on {} fired at once: {} shares at {} ({}).",
+                side_of(name),
+                armed.symbol,
+                run.shares,
+                dollars(run.price),
+                dollars(run.amount)
+            ),
+            None => format!(
+                "The {} trigger on {} is armed at {} (the price is {} now).",
+                side_of(name),
+                armed.symbol,
+                dollars(armed.trigger_price),
+                dollars(armed.current_price)
+            ),
+        },
+        Reply::TriggerCancelled(cancelled) if name == CommandName::CancelSetBuy => format!(
+            "The buy trigger on {} is cancelled; {} is back in your cash.",
+            cancelled.symbol,
+            dollars(cancelled.released_cash)
+        ),
+        Reply::TriggerCancelled(cancelled) => format!(
+            "The sell trigger on {} is cancelled; {} shares are back in your holdings.",
+            cancelled.symbol, cancelled.released_shares
+        ),
+        Reply::Quote(_) | Reply::Summary(_) | Reply::DumpLog(_) => format!("{name} done."),
+    };
+    if ran.duplicate {
+        format!("{said} (This form had already been sent; it ran once.)")
+    } else {
+        said
+    }
+}
+
+fn side_of(name: CommandName) -> &'static str {
+    match name {
+        CommandName::SetBuyTrigger => "buy",
+        _ => "sell",
+    }
+}

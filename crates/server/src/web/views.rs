@@ -1,0 +1,204 @@
+//! What the pages show of an account, ready to print: the engine's summary
+//! and the store's history and notifications, with money and times in the
+//! pages' format. Several pages show the same rows; they are made here once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use engine::{Money, PendingView, Summary, Symbol, UserId};
+use store::{HistoryItem, Notification, NotificationKind};
+
+use crate::state::AppState;
+use crate::web::format::{dollars, utc};
+
+/// A pending buy or sell, waiting for its commit.
+pub struct PendingRow {
+    pub symbol: String,
+    pub shares: i64,
+    pub price: String,
+    pub amount: String,
+    pub expires_at_ms: i64,
+    /// As the page is made; the script counts down from here.
+    pub seconds_left: i64,
+}
+
+impl PendingRow {
+    pub fn of(view: &PendingView, now_ms: i64) -> PendingRow {
+        PendingRow {
+            symbol: view.symbol.to_string(),
+            shares: view.shares,
+            price: dollars(view.price),
+            amount: dollars(view.amount),
+            expires_at_ms: view.expires_at_ms,
+            seconds_left: ((view.expires_at_ms - now_ms).max(0) as u64).div_ceil(1000) as i64,
+        }
+    }
+
+    pub fn all(views: &[PendingView], now_ms: i64) -> Vec<PendingRow> {
+        views
+            .iter()
+            .map(|view| PendingRow::of(view, now_ms))
+            .collect()
+    }
+}
+
+/// When the first pending order of `summary` runs out, if any: a view that
+/// shows it must not outlive that moment.
+pub fn first_expiry(summary: &Summary) -> Option<i64> {
+    summary
+        .pending_buys
+        .iter()
+        .chain(&summary.pending_sells)
+        .map(|p| p.expires_at_ms)
+        .min()
+}
+
+/// Shares of one symbol, with their value at the current price when one
+/// could be had.
+pub struct HoldingRow {
+    pub symbol: String,
+    pub shares: i64,
+    pub reserved_shares: i64,
+    pub price: Option<String>,
+    pub value: Option<String>,
+}
+
+/// A buy or sell trigger as it stands.
+pub struct TriggerRow {
+    pub side: &'static str,
+    pub symbol: String,
+    /// Set aside (buy) or to sell (sell).
+    pub amount: String,
+    pub trigger_price: Option<String>,
+    /// Shares held back for a sell trigger.
+    pub reserved_shares: i64,
+}
+
+impl TriggerRow {
+    /// Every trigger of `summary`, buys first, each side by symbol.
+    pub fn all(summary: &Summary) -> Vec<TriggerRow> {
+        let buys = summary.buy_triggers.iter().map(|t| TriggerRow {
+            side: "buy",
+            symbol: t.symbol.to_string(),
+            amount: dollars(t.amount),
+            trigger_price: t.trigger_price.map(dollars),
+            reserved_shares: 0,
+        });
+        let sells = summary.sell_triggers.iter().map(|t| TriggerRow {
+            side: "sell",
+            symbol: t.symbol.to_string(),
+            amount: dollars(t.amount),
+            trigger_price: t.trigger_price.map(dollars),
+            reserved_shares: t.reserved_shares,
+        });
+        buys.chain(sells).collect()
+    }
+}
+
+/// A line of the audit trail.
+pub struct HistoryRow {
+    pub when: String,
+    pub txn: i64,
+    pub command: String,
+    pub symbol: String,
+    pub amount: String,
+    pub ok: bool,
+    pub outcome: String,
+    pub message: String,
+}
+
+impl HistoryRow {
+    pub fn of(item: &HistoryItem) -> HistoryRow {
+        HistoryRow {
+            when: utc(item.at_ms),
+            txn: item.transaction_num,
+            command: item.command.clone(),
+            symbol: item.symbol.map(|s| s.to_string()).unwrap_or_default(),
+            amount: item.amount.clone().unwrap_or_default(),
+            ok: item.outcome == "ok",
+            outcome: item.outcome.clone(),
+            message: item.message.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A notification as listed.
+pub struct NoteRow {
+    pub id: i64,
+    pub when: String,
+    pub title: &'static str,
+    pub message: String,
+    pub read: bool,
+}
+
+impl NoteRow {
+    pub fn of(note: &Notification) -> NoteRow {
+        NoteRow {
+            id: note.id,
+            when: utc(note.created_ms),
+            title: match note.kind {
+                NotificationKind::TriggerExecuted => "Trigger executed",
+                NotificationKind::TriggerUnfilled => "Trigger could not buy",
+                NotificationKind::OrderExpired => "Order expired",
+            },
+            message: note.message.clone(),
+            read: note.read,
+        }
+    }
+}
+
+/// The longest a page waits for a price before showing a holding without
+/// its value: a slow quote service must not hold the page up.
+const PRICE_WAIT: Duration = Duration::from_secs(2);
+
+/// The current prices of `symbols` for `user`, fetched together (through
+/// the shared quote cache; a fetch is recorded, as it costs money). A price
+/// that cannot be had in time is left out.
+pub async fn prices(state: &AppState, user: &UserId, symbols: &[Symbol]) -> HashMap<Symbol, Money> {
+    let fetches = symbols.iter().map(|&symbol| async move {
+        let quote = state.trading.quote(symbol, user, Some(user.clone()));
+        match tokio::time::timeout(PRICE_WAIT, quote).await {
+            Ok(Ok(quote)) => Some((symbol, quote.price)),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, %symbol, "no price for a holding");
+                None
+            }
+            Err(_) => None,
+        }
+    });
+    futures::future::join_all(fetches)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The holdings of `summary` valued at `prices`, and their total value
+/// when every one has a price.
+pub fn holdings(
+    summary: &Summary,
+    prices: &HashMap<Symbol, Money>,
+) -> (Vec<HoldingRow>, Option<String>) {
+    let mut total = Some(Money::ZERO);
+    let rows = summary
+        .holdings
+        .iter()
+        .map(|holding| {
+            let owned = holding.shares + holding.reserved_shares;
+            let price = prices.get(&holding.symbol).copied();
+            let value = price.and_then(|p| p.times(owned));
+            total = match (total, value) {
+                (Some(total), Some(value)) => total.checked_add(value),
+                _ => None,
+            };
+            HoldingRow {
+                symbol: holding.symbol.to_string(),
+                shares: holding.shares,
+                reserved_shares: holding.reserved_shares,
+                price: price.map(dollars),
+                value: value.map(dollars),
+            }
+        })
+        .collect();
+    (rows, total.map(dollars))
+}
