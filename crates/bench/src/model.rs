@@ -414,7 +414,11 @@ fn figures(report: &BenchReport) -> Vec<Figure> {
     for d in &report.dumplogs {
         out.push(Figure {
             id: format!("dumplog.{}.mb_per_s", d.name),
-            label: format!("DUMPLOG {} ({} rows): MB/s", d.name, d.rows),
+            label: format!(
+                "DUMPLOG {} ({} rows): MB/s",
+                d.name,
+                crate::render::thousands(d.rows as f64)
+            ),
             value: d.mb_per_s,
             unit: "MB/s".to_owned(),
             ceiling: None,
@@ -422,14 +426,22 @@ fn figures(report: &BenchReport) -> Vec<Figure> {
         });
         out.push(rate(
             &format!("dumplog.{}.rows_per_s", d.name),
-            format!("DUMPLOG {} ({} rows): log rows/s", d.name, d.rows),
+            format!(
+                "DUMPLOG {} ({} rows): log rows/s",
+                d.name,
+                crate::render::thousands(d.rows as f64)
+            ),
             d.rows_per_s,
             "rows/s",
             DIRECT,
         ));
         out.push(Figure {
             id: format!("dumplog.{}.rss_growth", d.name),
-            label: format!("DUMPLOG {} ({} rows): memory growth", d.name, d.rows),
+            label: format!(
+                "DUMPLOG {} ({} rows): memory growth",
+                d.name,
+                crate::render::thousands(d.rows as f64)
+            ),
             value: d.rss_growth_mb,
             unit: "MB".to_owned(),
             ceiling: None,

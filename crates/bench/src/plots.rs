@@ -11,6 +11,7 @@ use crate::model::{
     BenchReport, CLUSTER_COURSE, CLUSTER_GENERATED, EMBEDDED_COURSE, EMBEDDED_GENERATED, HALF_LOAD,
     SLOW_QUOTE,
 };
+use crate::render::thousands;
 
 const SIZE: (u32, u32) = (900, 480);
 const FONT: &str = "sans-serif";
@@ -65,8 +66,9 @@ fn no_data(root: &DrawingArea<SVGBackend, Shift>, title: &str) -> anyhow::Result
 }
 
 fn color(i: usize) -> RGBColor {
-    // Distinguishable on white, in a fixed order.
-    const COLORS: [RGBColor; 8] = [
+    // Distinguishable on white, in a fixed order: a plot has at most a
+    // dozen series, so no two share a colour.
+    const COLORS: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -75,6 +77,10 @@ fn color(i: usize) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
+        RGBColor(0, 0, 128),
     ];
     COLORS[i % COLORS.len()]
 }
@@ -124,6 +130,7 @@ fn throughput_over_time(
         .configure_mesh()
         .x_desc("seconds since the replay started")
         .y_desc("commands/s")
+        .y_label_formatter(&|v| thousands(*v))
         .draw()
         .map_err(err)?;
     for (i, run) in runs.iter().enumerate() {
@@ -158,39 +165,44 @@ fn latency_percentiles(
     root: &DrawingArea<SVGBackend, Shift>,
 ) -> anyhow::Result<()> {
     let title = "Latency percentiles (ms, log scale)";
-    let mut series: Vec<(String, [f64; 4])> = SHOWN
+    let mut series: Vec<(String, [f64; 4], bool)> = SHOWN
         .iter()
         .filter_map(|n| report.replay(n))
         .map(|r| {
             let l = r.report.latency_ms;
-            (r.name.clone(), [l.p50, l.p90, l.p99, l.max])
+            (r.name.clone(), [l.p50, l.p90, l.p99, l.max], false)
         })
         .collect();
     for w in report.cached_reads.iter().chain(&report.ceiling) {
         let l = w.latency_ms;
-        series.push((format!("{} (wrk)", w.name), [l.p50, l.p90, l.p99, l.max]));
+        series.push((
+            format!("{} (wrk, {} conn.)", w.name, w.connections),
+            [l.p50, l.p90, l.p99, l.max],
+            true,
+        ));
     }
     if series.is_empty() {
         return no_data(root, title);
     }
     let values = series
         .iter()
-        .flat_map(|(_, v)| v.iter().copied())
+        .flat_map(|(_, v, _)| v.iter().copied())
         .filter(|v| *v > 0.0);
     let lo = values.clone().fold(f64::INFINITY, f64::min).max(0.001) / 1.5;
     let hi = values.fold(0.0, f64::max).max(lo * 10.0) * 1.5;
     let labels = ["p50", "p90", "p99", "max"];
+    // The x axis runs past "max" to leave the legend a place of its own, to
+    // the right of the data.
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .right_y_label_area_size(10)
-        .build_cartesian_2d(-0.2f64..3.2f64, (lo..hi).log_scale())
+        .build_cartesian_2d(-0.2f64..5.2f64, (lo..hi).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_labels(4)
+        .x_labels(12)
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 0.05 && (0.0..4.0).contains(&i) {
@@ -199,11 +211,21 @@ fn latency_percentiles(
                 String::new()
             }
         })
+        .disable_x_mesh()
         .y_desc("ms")
+        .y_label_formatter(&|v| {
+            if *v >= 1.0 {
+                thousands(*v)
+            } else {
+                format!("{v:.2}")
+            }
+        })
         .draw()
         .map_err(err)?;
-    for (i, (name, v)) in series.iter().enumerate() {
+    for (i, (name, v, wrk)) in series.iter().enumerate() {
         let c = color(i);
+        // Replays drawn bold, wrk's HTTP runs thin.
+        let width = if *wrk { 1 } else { 3 };
         let points: Vec<(f64, f64)> = v
             .iter()
             .enumerate()
@@ -211,17 +233,19 @@ fn latency_percentiles(
             .map(|(x, y)| (x as f64, *y))
             .collect();
         chart
-            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+            .draw_series(LineSeries::new(points.clone(), c.stroke_width(width)))
             .map_err(err)?
             .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(width))
+            });
         chart
             .draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 12))
@@ -256,6 +280,7 @@ fn instances_vs_throughput(
         .x_label_formatter(&|x| format!("{}", x.round() as i64))
         .x_desc("instances behind HAProxy (one PostgreSQL, one Redis)")
         .y_desc("commands/s")
+        .y_label_formatter(&|v| thousands(*v))
         .draw()
         .map_err(err)?;
     let c = color(0);
@@ -268,7 +293,7 @@ fn instances_vs_throughput(
     chart
         .draw_series(points.iter().map(|&(n, v)| {
             Text::new(
-                format!("{v:.0}/s"),
+                format!("{}/s", thousands(v)),
                 (f64::from(n) - 0.12, v + y_max * 0.03),
                 (FONT, 16),
             )
@@ -285,11 +310,15 @@ fn ratios_to_ceiling(
     let bars: Vec<(String, f64)> = report
         .figures
         .iter()
-        .filter(|f| f.unit.ends_with("/s") && !f.id.starts_with("ceiling."))
+        // Commands and requests only: DUMPLOG's log rows per second are
+        // in the page's table, but would dwarf everything on this scale.
+        .filter(|f| {
+            (f.unit == "commands/s" || f.unit == "requests/s") && !f.id.starts_with("ceiling.")
+        })
         .filter_map(|f| {
             f.ratio.map(|r| {
                 (
-                    format!("{} ({})", f.id, f.ceiling.as_deref().unwrap_or("-")),
+                    format!("{} / {}", f.label, f.ceiling.as_deref().unwrap_or("-")),
                     r,
                 )
             })
@@ -311,7 +340,7 @@ fn ratios_to_ceiling(
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(0)
-        .x_desc("figure / ceiling (requests per second)")
+        .x_desc("figure / ceiling: commands or requests per second over /healthz's requests per second (1 = the ceiling)")
         .draw()
         .map_err(err)?;
     for (i, (label, ratio)) in bars.iter().enumerate() {
@@ -374,6 +403,7 @@ fn dumplog_memory(
         .configure_mesh()
         .x_desc("seconds since the request")
         .y_desc("MB resident")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;
     for (i, d) in runs.iter().enumerate() {
@@ -384,7 +414,7 @@ fn dumplog_memory(
             .label(format!(
                 "{} ({} rows, {:.0} MB of XML)",
                 d.name,
-                d.rows,
+                thousands(d.rows as f64),
                 d.bytes as f64 / 1e6
             ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));

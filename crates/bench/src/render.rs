@@ -140,6 +140,21 @@ fn run(r: &BenchReport) -> String {
         "| load average (1 min) | {:.2} at the start, {:.2} at the end |",
         m.load_before, m.load_after
     );
+    let others: Vec<f64> = r
+        .replays
+        .iter()
+        .flat_map(|x| &x.cpu)
+        .filter(|p| p.name.starts_with("other processes"))
+        .map(|p| p.share * 100.0)
+        .collect();
+    if !others.is_empty() {
+        let lo = others.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = others.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "| other processes on the machine | {lo:.0}% to {hi:.0}% of its CPU during the replays (see the CPU table under Replays) |"
+        );
+    }
     let _ = writeln!(
         out,
         "| commit | `{}`{} |",
@@ -228,10 +243,17 @@ fn ceiling(r: &BenchReport) -> String {
         return "Not measured in this run.".to_owned();
     }
     let mut out = String::from(
-        "| ceiling | path | connections | requests/s | ratio to `balancer` | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| ceiling | path | connections | requests/s | ratio to the balancer's | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
-    let reference = r.ceiling(BALANCER).map(|c| c.requests_per_s);
     for c in &r.ceiling {
+        // The balancer's run with as many connections.
+        let reference = r
+            .ceiling(if c.connections == 10 {
+                BALANCER_C10
+            } else {
+                BALANCER
+            })
+            .map(|c| c.requests_per_s);
         let _ = writeln!(
             out,
             "| `{}` | {} `{}` | {} | {} | {} | {} | {} | {} |",
@@ -300,9 +322,9 @@ fn replays(r: &BenchReport) -> String {
             latency_cells(&rep.latency_ms)
         );
     }
-    out.push_str("\nWhere the CPU went during each cluster replay (seconds of CPU, and the share of the machine's):\n\n");
     let cluster: Vec<&ReplayRun> = r.replays.iter().filter(|x| !x.cpu.is_empty()).collect();
     if !cluster.is_empty() {
+        out.push_str("\nWhere the CPU went during each replay (seconds of CPU, and the share of the machine's two cores over the replay). \"Other processes\" is everything outside the run on this shared machine: the noise the ratios to the ceiling are there to remove.\n\n");
         let mut names: Vec<&str> = Vec::new();
         for run in &cluster {
             for p in &run.cpu {
@@ -311,6 +333,8 @@ fn replays(r: &BenchReport) -> String {
                 }
             }
         }
+        // The run's processes first, then the rest of the machine.
+        names.sort_by_key(|n| n.starts_with("other processes") || *n == "idle");
         out.push_str("| process |");
         for run in &cluster {
             let _ = write!(out, " `{}` |", run.name);
@@ -460,13 +484,18 @@ fn scaling(r: &BenchReport) -> String {
         .find(|(n, _)| *n == 1)
         .map(|(_, x)| x.report.throughput_per_s);
     let mut out = String::from(
-        "| instances | commands/s | ratio to `balancer` | per instance | against 1 instance | p99 ms |\n|---:|---:|---:|---:|---:|---:|\n",
+        "| instances | commands/s | ratio to `balancer` | per instance | against 1 instance | p99 ms | other processes' CPU |\n|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (n, run) in rows {
         let t = run.report.throughput_per_s;
+        let others = run
+            .cpu
+            .iter()
+            .find(|p| p.name.starts_with("other processes"))
+            .map_or_else(|| "-".to_owned(), |p| format!("{:.0}%", p.share * 100.0));
         let _ = writeln!(
             out,
-            "| {n} | {} | {} | {} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {others} |",
             thousands(t),
             figure_ratio(r, &format!("replay.{}.throughput", run.name)),
             thousands(t / f64::from(n)),
@@ -475,7 +504,7 @@ fn scaling(r: &BenchReport) -> String {
             ms(run.report.latency_ms.p99)
         );
     }
-    out.push_str("\nThe generated workload against fresh clusters; all of them share this machine's two cores with PostgreSQL, HAProxy and the load generator, so more instances add scheduling rather than CPU.");
+    out.push_str("\nThe generated workload against fresh clusters. Every instance shares this machine's two cores with PostgreSQL, HAProxy and the load generator, so more instances add concurrency (more connections to PostgreSQL, more commands per group commit) but no CPU. The last column is the share of the machine other processes took during each replay: where it differs much between rows, so does the CPU left to DayTrader, and the rows compare that as much as the instances.");
     out
 }
 
@@ -506,7 +535,7 @@ fn locust(r: &BenchReport) -> String {
             ms(e.median_ms)
         );
     }
-    out.push_str("\nLocust is Python: on this machine its one process is the bottleneck long before the cluster is (its CPU is the load generator's), so its rate says more about Locust than about DayTrader; it is here to show that the scenarios run, and for deployments where it runs on machines of its own.");
+    out.push_str("\nLocust is Python and runs here on the same two cores as the cluster, one process; each simulated trader waits for its answer before the next request, so its rate says more about Locust on this machine than about DayTrader. It is here to show that the scenarios run against the cluster without failures, and for deployments where it runs on machines of its own.");
     out
 }
 

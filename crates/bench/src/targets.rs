@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::render::thousands;
+
 use crate::model::{
     BALANCER_C10, BenchReport, CLUSTER_COURSE, CLUSTER_GENERATED, EMBEDDED_COURSE,
     EMBEDDED_GENERATED, HALF_LOAD, READ_QUOTE, READ_SUMMARY, ReplayRun, SLOW_QUOTE,
@@ -127,8 +129,11 @@ pub fn check(report: &BenchReport) -> Vec<TargetCheck> {
                     &format!("{name}.vs-ceiling"),
                     "Cached reads through the load balancer: within 20% of the hello-world ceiling measured in the same run",
                     format!(
-                        "{} at {} connections: {:.0} requests/s against /healthz's {:.0} (the same balancer, connections and threads)",
-                        read.request, read.connections, read.requests_per_s, ceiling.requests_per_s
+                        "{} at {} connections: {} requests/s against /healthz's {} (the same balancer, connections and threads)",
+                        read.request,
+                        read.connections,
+                        thousands(read.requests_per_s),
+                        thousands(ceiling.requests_per_s)
                     ),
                     if ceiling.requests_per_s > 0.0 {
                         read.requests_per_s / ceiling.requests_per_s
@@ -149,7 +154,8 @@ pub fn check(report: &BenchReport) -> Vec<TargetCheck> {
             "half-load.p99",
             "p99 command latency under half of peak load: under 5 ms",
             format!(
-                "open loop at {rate:.0} commands/s (half the cluster's peak), p99 from each command's due time{}",
+                "open loop at {} commands/s (half the cluster's peak), p99 from each command's due time{}",
+                thousands(rate),
                 if r.failed > 0 {
                     format!(", {} commands failed", r.failed)
                 } else {
@@ -170,8 +176,9 @@ pub fn check(report: &BenchReport) -> Vec<TargetCheck> {
             "slow-quote.ratio",
             "With a quote server as slow as the legacy one, throughput stays within half of that with an instant one",
             format!(
-                "{:.0} commands/s with the legacy latency against {:.0} with none (the same workload and cluster)",
-                s.throughput_per_s, i.throughput_per_s
+                "{} commands/s with the legacy latency against {} with none (the same workload and cluster)",
+                thousands(s.throughput_per_s),
+                thousands(i.throughput_per_s)
             ),
             if i.throughput_per_s > 0.0 {
                 s.throughput_per_s / i.throughput_per_s
@@ -194,7 +201,10 @@ pub fn check(report: &BenchReport) -> Vec<TargetCheck> {
             "DUMPLOG of millions of entries streams in constant memory",
             format!(
                 "memory growth {:.1} MB dumping {} rows against {:.1} MB dumping {} rows (allowed: the smaller growth + {DUMPLOG_SLACK_MB} MB)",
-                large.rss_growth_mb, large.rows, small.rss_growth_mb, small.rows
+                large.rss_growth_mb,
+                thousands(large.rows as f64),
+                small.rss_growth_mb,
+                thousands(small.rows as f64)
             ),
             large.rss_growth_mb,
             small.rss_growth_mb.max(0.0) + DUMPLOG_SLACK_MB,

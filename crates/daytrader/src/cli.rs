@@ -239,6 +239,11 @@ pub struct RunArgs {
     /// Attempts after a transport error or 503, with the same transaction number.
     #[arg(long, default_value_t = 8)]
     pub retries: u32,
+    /// Send command k of the file k/RATE seconds after the start (an open
+    /// loop at RATE commands/s; each user's commands still go in order).
+    /// Default: each user's next command as soon as the last one answers.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

@@ -47,11 +47,7 @@ pub async fn worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (stop, shutdown) = server::shutdown::channel();
     let health = server::worker::health_router(leading.clone());
     let health_shutdown = shutdown.clone();
-    let health = tokio::spawn(async move {
-        axum::serve(listener, health)
-            .with_graceful_shutdown(async move { health_shutdown.wait().await })
-            .await
-    });
+    let health = tokio::spawn(server::app::serve(listener, health, health_shutdown));
     println!(
         "DayTrader worker listening on http://{} (instance {})",
         listener_addr, settings.instance_id

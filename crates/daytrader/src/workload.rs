@@ -30,6 +30,7 @@ async fn replay(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut options = loadgen::RunOptions::new(args.target, args.token, args.out_dir);
     options.concurrency = args.concurrency;
     options.retries = args.retries;
+    options.rate = args.rate;
     options.progress = !args.quiet;
     options.request_timeout = Duration::from_secs(30);
     let report = loadgen::run(workload, options).await?;

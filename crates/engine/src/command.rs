@@ -130,8 +130,8 @@ pub struct CommandRequest {
 
 /// The longest amount text accepted before it is refused as malformed
 /// rather than stored.
-const MAX_AMOUNT_TEXT: usize = 32;
-/// The longest DUMPLOG file name recorded.
+pub const MAX_AMOUNT_TEXT: usize = 32;
+/// The longest DUMPLOG file name recorded, in characters.
 pub const MAX_FILENAME: usize = 255;
 
 impl CommandRequest {
@@ -168,7 +168,7 @@ impl CommandRequest {
         };
         let filename = check_arg(name, "filename", filename_shape, filename)?;
         if let Some(f) = filename
-            && (f.len() > MAX_FILENAME || f.chars().any(char::is_control))
+            && (f.chars().count() > MAX_FILENAME || f.chars().any(char::is_control))
         {
             return Err(Rejection::new(
                 RejectCode::UnexpectedField,
@@ -240,6 +240,51 @@ impl CommandRequest {
             CommandName::DumpLog => Command::DumpLog,
             CommandName::DisplaySummary => Command::DisplaySummary,
         })
+    }
+}
+
+/// A command as it arrives over HTTP: the JSON body of
+/// `POST /api/v1/commands`. Unknown fields are refused, so that a misspelt
+/// field is an error rather than silently ignored; `amount` is a decimal
+/// string, as JSON numbers are not exact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    pub command: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub symbol: Option<String>,
+    #[serde(default)]
+    pub amount: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// A whole number; `3.0` is taken as 3, as JSON does not tell them apart.
+    #[serde(default, deserialize_with = "crate::whole_number::option")]
+    pub transaction_num: Option<i64>,
+}
+
+impl CommandBody {
+    /// The structurally valid command and its transaction number (the
+    /// idempotency key, positive when present). Every refusal here is
+    /// [`crate::RejectKind::Malformed`]; the amount is checked later, by
+    /// [`CommandRequest::command`], so that a refused amount is recorded.
+    pub fn decode(&self) -> Result<(CommandRequest, Option<i64>), Rejection> {
+        let name: CommandName = self.command.parse()?;
+        let request = CommandRequest::new(
+            name,
+            self.user.as_deref(),
+            self.symbol.as_deref(),
+            self.amount.as_deref(),
+            self.filename.as_deref(),
+        )?;
+        if self.transaction_num.is_some_and(|n| n < 1) {
+            return Err(Rejection::new(
+                RejectCode::InvalidTransactionNum,
+                "transaction_num must be a positive integer.",
+            ));
+        }
+        Ok((request, self.transaction_num))
     }
 }
 
@@ -379,6 +424,39 @@ mod tests {
             rejection.message.contains("-73280.58"),
             "{}",
             rejection.message
+        );
+    }
+
+    #[test]
+    fn a_body_decodes_into_a_request_and_its_transaction_number() {
+        let body = CommandBody {
+            command: "buy".into(),
+            user: Some("u".into()),
+            symbol: Some("abc".into()),
+            amount: Some("12.50".into()),
+            transaction_num: Some(3),
+            ..CommandBody::default()
+        };
+        let (request, txn) = body.decode().unwrap();
+        assert_eq!(txn, Some(3));
+        assert_eq!(request.symbol.unwrap().as_str(), "ABC");
+        for bad in [0, -1, i64::MIN] {
+            let body = CommandBody {
+                transaction_num: Some(bad),
+                ..body.clone()
+            };
+            assert_eq!(
+                body.decode().unwrap_err().code,
+                RejectCode::InvalidTransactionNum
+            );
+        }
+        let unknown = CommandBody {
+            command: "STEAL".into(),
+            ..CommandBody::default()
+        };
+        assert_eq!(
+            unknown.decode().unwrap_err().code,
+            RejectCode::UnknownCommand
         );
     }
 

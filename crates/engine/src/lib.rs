@@ -14,12 +14,15 @@ mod summary;
 mod symbol;
 mod triggers;
 mod user;
+pub mod whole_number;
 
 pub use account::{
     Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingBuy,
     PendingSell, SellTrigger, TriggerSide, execute,
 };
-pub use command::{Arg, Command, CommandName, CommandRequest, MAX_FILENAME, Shape};
+pub use command::{
+    Arg, Command, CommandBody, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,
+};
 pub use event::{Event, EventKind, FundsAction};
 pub use money::{AmountError, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};

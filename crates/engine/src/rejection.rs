@@ -45,6 +45,7 @@ reject_codes! {
     InvalidUser => "invalid_user", Malformed;
     InvalidSymbol => "invalid_symbol", Malformed;
     MalformedAmount => "malformed_amount", Malformed;
+    InvalidTransactionNum => "invalid_transaction_num", Malformed;
     InvalidAmount => "invalid_amount", Rule;
     UnknownUser => "unknown_user", NotFound;
     InsufficientFunds => "insufficient_funds", Rule;

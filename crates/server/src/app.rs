@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -13,6 +13,9 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, post};
 use cache::Cache;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use quotes::{QuoteCache, QuoteClient, QuoteSource, SharedQuoteLoader};
 use store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -252,14 +255,60 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     })
 }
 
-async fn serve(
+/// How long a client may take to send the head of a request (the request
+/// line and headers), which is also how long an idle keep-alive connection
+/// stays open. A client that stalls half way is disconnected rather than
+/// holding a connection (and a task) for ever. The balancers in `deploy/` use
+/// the same value for their own clients.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head accepted; a larger one is answered 431 by the
+/// HTTP layer before any handler runs. Real heads are under 2 KiB.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Serves `app` on `listener` over HTTP/1.1 until `shutdown` fires, then
+/// stops accepting and waits for the connections' requests in flight.
+///
+/// hyper's server is used directly rather than through `axum::serve`, which
+/// sets no timer and so cannot bound how long a client takes to send its
+/// request head: a slow client could hold a connection open for ever.
+pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let graceful = GracefulShutdown::new();
+    let stopping = shutdown.wait();
+    tokio::pin!(stopping);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait for some to
+                    // come back rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopping => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 impl Running {

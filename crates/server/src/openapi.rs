@@ -11,7 +11,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use engine::{Arg, CommandName, MAX_AMOUNT_TEXT, MAX_FILENAME, UserId};
+
 use crate::routes::commands::json_response;
+use crate::routes::notifications::{MAX_MARK_READ, MAX_PAGE};
 
 pub async fn document() -> Response {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
@@ -44,12 +47,70 @@ fn with_errors(mut responses: Value, extra: &[(&str, &str)]) -> Value {
     responses
 }
 
+/// The user the examples name: the course's one-user workload's trader.
+pub const EXAMPLE_USER: &str = "oY01WVirLr";
+
+/// A command body: one schema per command, with exactly the fields that
+/// command takes (SPEC.md section 2). An absent field may also be `null`.
+fn command_request() -> Value {
+    let user = json!({"$ref": "#/components/schemas/UserId"});
+    let symbol = json!({"type": "string", "pattern": "^[A-Za-z]{1,3}$", "description": "Upper-cased on input."});
+    // What parses; a parsed amount may still break the rules (positive, at
+    // most 1,000,000,000.00), which is a 422.
+    let amount = json!({
+        "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "maxLength": MAX_AMOUNT_TEXT,
+        "description": "Dollars with at most two decimals; the price for SET_*_TRIGGER.",
+        "examples": ["100.00"],
+    });
+    let filename = json!({
+        "type": ["string", "null"], "maxLength": MAX_FILENAME, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        "description": "DUMPLOG only: recorded, never written by the server.",
+    });
+    let absent = json!({"type": "null"});
+    let schema_of = |arg: Arg, schema: &Value| match arg {
+        Arg::Required => schema.clone(),
+        Arg::Optional => json!({"oneOf": [schema, {"type": "null"}]}),
+        Arg::Absent => absent.clone(),
+    };
+    let one_of: Vec<Value> = CommandName::ALL
+        .iter()
+        .map(|name| {
+            let shape = name.shape();
+            let mut required = vec!["command"];
+            for (field, arg) in [("user", shape.user), ("symbol", shape.symbol), ("amount", shape.amount)] {
+                if arg == Arg::Required {
+                    required.push(field);
+                }
+            }
+            let filename = if *name == CommandName::DumpLog { filename.clone() } else { absent.clone() };
+            json!({
+                "title": name.as_str(),
+                "type": "object", "additionalProperties": false, "required": required,
+                "properties": {
+                    "command": {"const": name.as_str(), "description": "Case-insensitive."},
+                    "user": schema_of(shape.user, &user),
+                    "symbol": schema_of(shape.symbol, &symbol),
+                    "amount": schema_of(shape.amount, &amount),
+                    "filename": filename,
+                    "transaction_num": {"type": ["integer", "null"], "minimum": 1, "maximum": i64::MAX},
+                },
+            })
+        })
+        .collect();
+    json!({"oneOf": one_of})
+}
+
 /// The whole document.
 pub fn spec() -> Value {
     let money =
         json!({"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{2}$", "examples": ["1234.50"]});
     let symbol = json!({"type": "string", "pattern": "^[A-Z]{1,3}$"});
-    let user_param = json!({"name": "user", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/UserId"}});
+    // "." and ".." are user ids, but no client can put them in a path: URL
+    // normalisation turns `/users/..` into `/api/v1/`.
+    let user_param = json!({"name": "user", "in": "path", "required": true, "schema": {
+        "allOf": [{"$ref": "#/components/schemas/UserId"}, {"not": {"enum": [".", ".."]}}],
+        "examples": [EXAMPLE_USER],
+    }});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -91,8 +152,8 @@ pub fn spec() -> Value {
                 "description": "Triggers that fired or could not, orders that expired. Page with `before` (the previous page's `next_before`).",
                 "parameters": [
                     user_param.clone(),
-                    {"name": "before", "in": "query", "required": false, "schema": {"type": "integer"}},
-                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                    {"name": "before", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": i64::MAX}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
                 ],
                 "responses": with_errors(json!({
                     "200": {"description": "One page.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotificationPage"}}}},
@@ -103,7 +164,11 @@ pub fn spec() -> Value {
                 "parameters": [user_param.clone()],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": false,
-                    "properties": {"ids": {"type": "array", "items": {"type": "integer"}, "maxItems": 1000, "description": "All of the user's when absent."}},
+                    "properties": {"ids": {
+                        "type": ["array", "null"], "maxItems": MAX_MARK_READ,
+                        "items": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+                        "description": "All of the user's when absent or null.",
+                    }},
                 }}}},
                 "responses": with_errors(json!({
                     "200": {"description": "How many changed.", "content": {"application/json": {"schema": {
@@ -151,22 +216,16 @@ pub fn spec() -> Value {
             "schemas": {
                 "Money": money,
                 "Symbol": symbol,
-                "UserId": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                "UserId": {
+                    "type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN, "pattern": "^[A-Za-z0-9_.-]+$",
+                    "description": "1 to 64 characters of letters, digits, '_', '.' and '-'.",
+                    "examples": [EXAMPLE_USER],
+                },
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                 }}},
-                "CommandRequest": {
-                    "type": "object", "required": ["command"], "additionalProperties": false,
-                    "properties": {
-                        "command": {"type": "string", "enum": engine::CommandName::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
-                        "user": {"type": ["string", "null"]},
-                        "symbol": {"type": ["string", "null"]},
-                        "amount": {"type": ["string", "null"], "description": "Dollars with at most two decimals; the price for SET_*_TRIGGER."},
-                        "filename": {"type": ["string", "null"], "description": "DUMPLOG only: recorded, never written by the server."},
-                        "transaction_num": {"type": ["integer", "null"], "minimum": 1},
-                    },
-                },
+                "CommandRequest": command_request(),
                 "CommandResponse": {
                     "type": "object", "required": ["transaction_num", "command", "result"],
                     "properties": {

@@ -15,13 +15,13 @@ use crate::infra::{PrivatePostgres, PrivateRedis, TestDatabase, shared_redis, un
 use crate::oracle::{comparable, engine_summary, expected};
 
 /// One PostgreSQL database and one Redis prefix, for the instances of one test.
-struct Cluster {
+pub struct Cluster {
     db: TestDatabase,
     redis: String,
     prefix: String,
 }
 
-fn cluster() -> Option<Cluster> {
+pub fn cluster() -> Option<Cluster> {
     Some(Cluster {
         db: TestDatabase::create()?,
         redis: shared_redis()?,
@@ -39,7 +39,7 @@ impl Cluster {
         ]
     }
 
-    fn instance(&self, id: &str, extra: &[(&'static str, &str)]) -> App {
+    pub fn instance(&self, id: &str, extra: &[(&'static str, &str)]) -> App {
         let mut env = self.env(id);
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         spawn_with(Options {

@@ -31,7 +31,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{suffix}")
 }
 
-fn getrandom_bytes(bytes: &mut [u8]) {
+pub fn getrandom_bytes(bytes: &mut [u8]) {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(bytes))

@@ -83,3 +83,26 @@ pub fn comparable(mut summary: Value) -> Value {
 pub fn engine_summary(account: &Account) -> Value {
     comparable(serde_json::to_value(account.summary(0)).unwrap())
 }
+
+/// Every command of a replay is in its DUMPLOG exactly once: `commands`
+/// `userCommand` entries, no transaction number twice.
+pub fn assert_each_command_once(dump: &Path, commands: usize) {
+    crate::helpers::assert_valid_log(dump);
+    let xml = std::fs::read_to_string(dump).unwrap();
+    let numbers: Vec<i64> = xml
+        .split("<userCommand>")
+        .skip(1)
+        .map(|entry| {
+            let start = entry.find("<transactionNum>").unwrap() + "<transactionNum>".len();
+            entry[start..entry.find("</transactionNum>").unwrap()]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<i64> = numbers.iter().copied().collect();
+    assert_eq!(
+        (numbers.len(), distinct.len()),
+        (commands, commands),
+        "each command once"
+    );
+}

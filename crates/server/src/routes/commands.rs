@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::{CommandName, CommandRequest, Reply};
-use serde::Deserialize;
+use engine::{CommandBody, CommandName, Reply};
 use store::{Done, Record};
 
 use crate::auth::Principal;
@@ -17,20 +16,6 @@ use crate::views::{CommandResponse, ResultView, SUMMARY_HISTORY, SummaryView};
 
 /// The largest command body accepted; a command is a few dozen bytes.
 pub const MAX_BODY: usize = 16 * 1024;
-
-/// The request body. Unknown fields are refused, so a misspelt field is an
-/// error rather than silently ignored.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommandBody {
-    command: String,
-    user: Option<String>,
-    symbol: Option<String>,
-    /// A decimal string; numbers are refused, as JSON numbers are not exact.
-    amount: Option<String>,
-    filename: Option<String>,
-    transaction_num: Option<i64>,
-}
 
 pub async fn run_command(
     State(state): State<AppState>,
@@ -58,28 +43,14 @@ pub async fn run_command(
             format!("The body is not a valid command: {e}."),
         )
     })?;
-    let name: CommandName = body.command.parse()?;
-    let request = CommandRequest::new(
-        name,
-        body.user.as_deref(),
-        body.symbol.as_deref(),
-        body.amount.as_deref(),
-        body.filename.as_deref(),
-    )?;
-    if let Some(n) = body.transaction_num
-        && n < 1
-    {
-        return Err(ApiError::bad_request(
-            "invalid_transaction_num",
-            "transaction_num must be a positive integer.",
-        ));
-    }
+    let (request, transaction_num) = body.decode()?;
+    let name = request.name;
     match &request.user {
         Some(user) => principal.check(user)?,
         None => principal.check_supervisor("read the whole system's log")?,
     }
     let user = request.user.clone();
-    let done = state.trading.execute(request, body.transaction_num).await?;
+    let done = state.trading.execute(request, transaction_num).await?;
     count(name, &done);
 
     let Record::Command {

@@ -18,6 +18,8 @@ use crate::state::AppState;
 /// The most notifications one page may hold.
 pub const MAX_PAGE: usize = 100;
 const DEFAULT_PAGE: usize = 20;
+/// The most notifications one request may mark read.
+pub const MAX_MARK_READ: usize = 1_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,12 @@ pub async fn list(
     principal.check(&user)?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    if query.before.is_some_and(|before| before < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_before",
+            "before must be a notification id, a positive integer.",
+        ));
+    }
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -79,7 +87,9 @@ pub async fn list(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
-    /// The notifications to mark; all of the user's when absent.
+    /// The notifications to mark; all of the user's when absent. Whole
+    /// floats (`3.0`) are integers, as in JSON Schema.
+    #[serde(default, deserialize_with = "engine::whole_number::option_vec")]
     ids: Option<Vec<i64>>,
 }
 
@@ -99,10 +109,14 @@ pub async fn mark_read(
         ),
         other => ApiError::bad_request("malformed_json", other.body_text()),
     })?;
-    if body.ids.as_ref().is_some_and(|ids| ids.len() > 1_000) {
+    if body
+        .ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > MAX_MARK_READ)
+    {
         return Err(ApiError::bad_request(
             "too_many_ids",
-            "At most 1000 ids at once.",
+            format!("At most {MAX_MARK_READ} ids at once."),
         ));
     }
     if state.trading.reader().account(&user).await?.is_none() {

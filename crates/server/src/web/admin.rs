@@ -135,7 +135,8 @@ fn key_metrics(text: &str) -> Vec<(&'static str, String)> {
                     let metric = series.split('{').next()?;
                     (metric == name).then(|| value.parse::<f64>().ok())?
                 })
-                .sum();
+                // Not `sum()`: an empty f64 sum is -0.0, shown as "-0".
+                .fold(0.0, |total, value| total + value);
             (label, format!("{total:.0}"))
         })
         .collect()

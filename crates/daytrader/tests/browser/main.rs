@@ -1,0 +1,63 @@
+//! Browser tests: headless Chromium, driven over WebDriver by the system's
+//! chromedriver, uses the web pages as traders would, through HAProxy in
+//! front of three instances on PostgreSQL and Redis (`scripts/cluster`).
+//! Every scenario saves screenshots of its key steps to
+//! `target/browser-screenshots/<scenario>-<step>.png`.
+//!
+//! A missing chromium, chromedriver, PostgreSQL, Redis or HAProxy skips the
+//! suite loudly, except in CI (`CI=true`), where it fails.
+
+// The e2e suite's helpers, shared rather than copied. This suite uses only
+// part of them (no single-instance `App`, no private PostgreSQL or Redis),
+// so what it leaves unused is not dead code, only someone else's.
+#[allow(dead_code)]
+#[path = "../e2e/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "../e2e/infra.rs"]
+mod infra;
+#[allow(dead_code)]
+#[path = "../e2e/local_cluster.rs"]
+mod local_cluster;
+
+mod browser;
+mod failures;
+mod journey;
+mod supervisor;
+
+use crate::browser::run;
+use crate::local_cluster::LocalCluster;
+
+/// One cluster for every scenario, each in a browser of its own and with
+/// users of its own, all at once: a cluster per scenario would cost more
+/// than the scenarios, and clusters started side by side may pick
+/// overlapping ports (HAProxy binds with SO_REUSEPORT, so it would not
+/// even notice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traders_use_the_web_pages_through_the_balancer() {
+    if browser::available().is_none() {
+        return;
+    }
+    let Some(cluster) = LocalCluster::up("haproxy", 3, &[]) else {
+        return;
+    };
+    let base = format!("http://127.0.0.1:{}", cluster.port);
+    let token = cluster.token().to_owned();
+    let (journey, refusals, supervisor) = tokio::join!(
+        run("journey", &base, journey::journey),
+        run("refusals", &base, failures::refusals),
+        run("supervisor", &base, async |browser| {
+            supervisor::supervisor(browser, &token).await
+        }),
+    );
+    for (scenario, outcome) in [
+        ("journey", journey),
+        ("refusals", refusals),
+        ("supervisor", supervisor),
+    ] {
+        if let Err(panic) = outcome {
+            eprintln!("the {scenario} scenario failed");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! The web pages over plain HTTP, as a browser without script would use
+//! them: forms with their CSRF tokens, a session cookie, escaping of
+//! whatever a visitor types, one trader never reaching another's account,
+//! and a change made on one instance seen on the very next page view on
+//! another (sessions and page fragments in the shared Redis). The
+//! WebDriver suite (`tests/browser`) covers the same pages in Chromium.
+
+use hyper::Method;
+use serde_json::json;
+
+use crate::cluster::cluster;
+use crate::helpers::{Http, Reply, spawn_app};
+use crate::infra::unique;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// One browser: a cookie jar of one cookie (the session) on top of the
+/// test client, pointed at one instance or another.
+struct Browser {
+    http: Http,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(http: Http) -> Browser {
+        Browser { http, cookie: None }
+    }
+
+    /// The same browser (same cookie) talking to another instance.
+    fn on(&self, http: Http) -> Browser {
+        Browser {
+            http,
+            cookie: self.cookie.clone(),
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Reply {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.http.url));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let body = match form {
+            Some(form) => {
+                request = request.header("content-type", "application/x-www-form-urlencoded");
+                bytes::Bytes::from(form)
+            }
+            None => bytes::Bytes::new(),
+        };
+        let reply = self
+            .http
+            .try_request(request.body(http_body_util::Full::new(body)).unwrap())
+            .await
+            .expect("the instance answers");
+        if let Some(set) = reply.header("set-cookie") {
+            let pair = set.split(';').next().unwrap().to_owned();
+            // An expired cookie (sign-out) empties the jar.
+            self.cookie = (!set.contains("Max-Age=0")).then_some(pair);
+        }
+        reply
+    }
+
+    async fn page(&mut self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// Fills in the form whose action is `action` on the page at `page`
+    /// (its hidden CSRF token and transaction number included) with
+    /// `fields`, and posts it.
+    async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Reply {
+        let html = self.page(page).await.text();
+        let mut pairs = hidden_fields(&html, action);
+        pairs.extend(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.post(action, &pairs).await
+    }
+
+    async fn post(&mut self, action: &str, pairs: &[(String, String)]) -> Reply {
+        let body = serde_urlencoded::to_string(pairs).unwrap();
+        self.send(Method::POST, action, Some(body)).await
+    }
+
+    async fn register(&mut self, user: &str) {
+        self.page("/register").await;
+        let visitor = self
+            .cookie
+            .clone()
+            .expect("a visitor's session for the form");
+        let reply = self
+            .submit(
+                "/register",
+                "/register",
+                &[
+                    ("user", user),
+                    ("password", PASSWORD),
+                    ("confirm", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, 303, "register {user}: {}", reply.text());
+        let cookie = reply
+            .header("set-cookie")
+            .expect("a new session at sign-in");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        // A new session at sign-in: an id planted before is worth nothing.
+        assert_ne!(
+            self.cookie.as_ref(),
+            Some(&visitor),
+            "the session id changes"
+        );
+    }
+
+    async fn add_funds(&mut self, amount: &str) -> Reply {
+        self.submit("/", "/funds", &[("amount", amount)]).await
+    }
+}
+
+/// The hidden inputs of the form posting to `action`.
+fn hidden_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    let start = html
+        .find(&format!("action=\"{action}\""))
+        .unwrap_or_else(|| panic!("no form posts to {action} on this page:\n{html}"));
+    let form = &html[start..];
+    let form = &form[..form.find("</form>").unwrap()];
+    form.split("<input")
+        .skip(1)
+        .filter(|input| input.contains("type=\"hidden\""))
+        .filter_map(|input| Some((attribute(input, "name")?, attribute(input, "value")?)))
+        .collect()
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let rest = &tag[tag.find(&format!(" {name}=\""))? + name.len() + 3..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// The supervisor's view of `user` through the API.
+async fn cash(http: &Http, user: &str) -> String {
+    let reply = http.get(&format!("/api/v1/users/{user}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["cash"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_shows_on_the_next_page_view_on_another() {
+    let Some(cluster) = cluster() else { return };
+    let (one, two) = (
+        cluster.instance("web-a", &[]),
+        cluster.instance("web-b", &[]),
+    );
+    let user = unique("pc");
+    let mut on_one = Browser::new(one.client());
+    on_one.register(&user).await;
+    assert_eq!(on_one.add_funds("100.00").await.status, 303);
+
+    // The same session, on the other instance: the dashboard is rendered
+    // there and its fragment kept in Redis.
+    let mut on_two = on_one.on(two.client());
+    let first = on_two.page("/").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains("$100.00"), "{}", first.text());
+    assert!(
+        first.text().contains("web-b"),
+        "the footer names the instance"
+    );
+
+    // A change on the first instance; the second's very next view shows it.
+    assert_eq!(on_one.add_funds("23.45").await.status, 303);
+    let next = on_two.page("/").await;
+    assert!(next.text().contains("$123.45"), "{}", next.text());
+    assert_eq!(cash(&two, &user).await, "123.45");
+
+    // Unchanged, the fragment is served from the cache.
+    on_two.page("/").await;
+    let metrics = two.get("/metrics").await.text();
+    let hits: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("page_cache_hits_total") && l.contains("dashboard"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        hits >= 1.0,
+        "no page cache hit on the second instance:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn whatever_a_visitor_types_is_rendered_escaped() {
+    let app = spawn_app();
+    let mut browser = Browser::new(app.client());
+    let user = unique("esc");
+    browser.register(&user).await;
+    let hostile = "<script>alert(\"x\")</script>'\"><img src=x onerror=alert(1)>";
+
+    let quote = browser
+        .page(&format!(
+            "/quote?symbol={}",
+            serde_urlencoded::to_string([("", hostile)]).unwrap()[1..].to_owned()
+        ))
+        .await;
+    let funds = browser.add_funds(hostile).await;
+    assert!((400..500).contains(&funds.status), "{}", funds.text());
+    let buy = browser
+        .submit(
+            "/trade",
+            "/trade/buy",
+            &[("symbol", hostile), ("amount", "10.00")],
+        )
+        .await;
+    let login = {
+        let mut visitor = Browser::new(app.client());
+        visitor
+            .submit("/login", "/login", &[("user", hostile), ("password", "x")])
+            .await
+    };
+    assert_eq!(login.status, 401, "{}", login.text());
+    for (what, reply) in [
+        ("quote", quote),
+        ("funds", funds),
+        ("buy", buy),
+        ("login", login),
+    ] {
+        // Were anything to slip through, the page's policy runs no inline
+        // script, and no other site may frame it.
+        let policy = reply.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("script-src 'self'"), "{what}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{what}: {policy}"
+        );
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{what}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+        let text = reply.text();
+        assert!(
+            !text.contains("<script>alert"),
+            "{what}: raw markup:\n{text}"
+        );
+        assert!(!text.contains("<img src=x"), "{what}: raw markup:\n{text}");
+        assert!(
+            text.contains("&lt;script&gt;") || text.contains("&#60;script&#62;"),
+            "{what}: the input is not shown back, escaped:\n{text}"
+        );
+    }
+    assert_eq!(cash(&app, &user).await, "0.00", "nothing changed");
+}
+
+#[tokio::test]
+async fn a_form_without_its_sessions_csrf_token_changes_nothing() {
+    let app = spawn_app();
+    let user = unique("csrf");
+    let mut alice = Browser::new(app.client());
+    alice.register(&user).await;
+    let html = alice.page("/").await.text();
+    let mut fields = hidden_fields(&html, "/funds");
+    fields.push(("amount".into(), "50.00".into()));
+
+    let without: Vec<_> = fields
+        .iter()
+        .filter(|(k, _)| k != "csrf")
+        .cloned()
+        .collect();
+    let reply = alice.post("/funds", &without).await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply.text().contains("Nothing was changed"),
+        "{}",
+        reply.text()
+    );
+
+    // Another session's token is no better.
+    let mut mallory = Browser::new(app.client());
+    mallory.register(&unique("m")).await;
+    let theirs = hidden_fields(&mallory.page("/").await.text(), "/funds");
+    let forged: Vec<_> = fields
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "csrf" => (
+                k.clone(),
+                theirs.iter().find(|(n, _)| n == "csrf").unwrap().1.clone(),
+            ),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    assert_eq!(alice.post("/funds", &forged).await.status, 403);
+    assert_eq!(cash(&app, &user).await, "0.00");
+
+    // The genuine form works, once: posted twice, it runs once.
+    assert_eq!(alice.post("/funds", &fields).await.status, 303);
+    assert_eq!(alice.post("/funds", &fields).await.status, 303);
+    assert_eq!(cash(&app, &user).await, "50.00");
+}
+
+#[tokio::test]
+async fn one_traders_session_and_tokens_never_reach_another_account() {
+    let app = spawn_app();
+    let (alice_id, bob_id) = (unique("alice"), unique("bob"));
+    let mut alice = Browser::new(app.client());
+    alice.register(&alice_id).await;
+    let mut bob = Browser::new(app.client());
+    bob.register(&bob_id).await;
+    assert_eq!(bob.add_funds("75.00").await.status, 303);
+
+    // Alice's pages are hers: nothing of Bob's shows, whatever she asks.
+    for path in [
+        "/",
+        "/history",
+        "/notifications",
+        "/trade",
+        "/triggers",
+        "/tokens",
+    ] {
+        let page = alice.page(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text());
+        assert!(!page.text().contains(&bob_id), "{path} shows Bob");
+        // A user named in the query is refused or ignored, never obeyed.
+        let asked = alice.page(&format!("{path}?user={bob_id}")).await;
+        assert!(!asked.text().contains(&bob_id), "{path}?user= shows Bob");
+    }
+    let log = alice.page(&format!("/history/log.xml?user={bob_id}")).await;
+    assert_eq!(log.status, 200);
+    assert!(log.text().contains(&alice_id) && !log.text().contains(&bob_id));
+    // The supervisor's pages are not a trader's.
+    let admin = alice.page("/admin").await;
+    assert!(
+        admin.status == 303 || admin.status == 403,
+        "{}",
+        admin.status
+    );
+    assert_ne!(alice.page("/admin/log.xml").await.status, 200);
+
+    // Alice's personal token acts for Alice only.
+    let created = alice
+        .submit("/tokens", "/tokens", &[("name", "script")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let html = created.text();
+    let secret = {
+        let at = html.find("id=\"secret\"").expect("the new secret is shown");
+        attribute(&html[at..], "value").unwrap()
+    };
+    let api = app.client();
+    let as_alice = |method, path: String, body: Option<serde_json::Value>| {
+        let api = api.clone();
+        let secret = secret.clone();
+        async move {
+            api.request(
+                method,
+                &path,
+                Some(&secret),
+                body.map(|b| ("application/json", b.to_string().into_bytes())),
+            )
+            .await
+        }
+    };
+    let own = as_alice(Method::GET, format!("/api/v1/users/{alice_id}"), None).await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    let theirs = as_alice(Method::GET, format!("/api/v1/users/{bob_id}"), None).await;
+    assert_eq!(theirs.status, 403, "{}", theirs.text());
+    let act = json!({"command": "ADD", "user": bob_id, "amount": "1.00", "transaction_num": 1});
+    let acted = as_alice(Method::POST, "/api/v1/commands".into(), Some(act)).await;
+    assert_eq!(acted.status, 403, "{}", acted.text());
+    let global = as_alice(Method::GET, "/api/v1/log".into(), None).await;
+    assert_eq!(global.status, 403, "{}", global.text());
+    assert_eq!(
+        cash(&app, &bob_id).await,
+        "75.00",
+        "Bob's account is untouched"
+    );
+
+    // Revoked, the token is worth nothing.
+    let tokens = alice.page("/tokens").await.text();
+    let action = {
+        let end = tokens.find("/revoke\"").expect("a revoke form") + "/revoke".len();
+        let start = tokens[..end].rfind('"').unwrap() + 1;
+        tokens[start..end].to_owned()
+    };
+    let reply = alice.submit("/tokens", &action, &[]).await;
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    let after = as_alice(Method::GET, format!("/api/v1/users/{alice_id}"), None).await;
+    assert_eq!(after.status, 401, "{}", after.text());
+
+    // Signed out, the old cookie opens nothing.
+    let old = alice.cookie.clone();
+    let reply = alice.submit("/", "/logout", &[]).await;
+    assert_eq!(reply.status, 303);
+    let mut stale = Browser {
+        http: app.client(),
+        cookie: old,
+    };
+    let page = stale.page("/").await;
+    assert_eq!(page.status, 303, "an ended session is sent to sign in");
+    assert_eq!(page.header("location"), Some("/login"));
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_then_paused() {
+    let app = spawn_app();
+    let user = unique("pw");
+    Browser::new(app.client()).register(&user).await;
+    let mut guesser = Browser::new(app.client());
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let reply = guesser
+            .submit(
+                "/login",
+                "/login",
+                &[("user", &user), ("password", "wrong password")],
+            )
+            .await;
+        assert!(reply.text().contains("role=\"alert\"") || reply.text().contains("field-error"));
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[..5], [401; 5]);
+    assert_eq!(statuses[5], 429, "the sixth failure in a row is paused");
+    // Even the right password waits out the pause.
+    let reply = guesser
+        .submit(
+            "/login",
+            "/login",
+            &[("user", &user), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(reply.status, 429);
+}
+
+/// Makes a personal API token on `/tokens`; answers its secret and the
+/// action of the form that revokes it.
+async fn make_token(browser: &mut Browser, name: &str) -> (String, String) {
+    let created = browser
+        .submit("/tokens", "/tokens", &[("name", name)])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let html = created.text();
+    let at = html.find("id=\"secret\"").expect("the new secret is shown");
+    let secret = attribute(&html[at..], "value").unwrap();
+    let tokens = browser.page("/tokens").await.text();
+    let end = tokens.find("/revoke\"").expect("a revoke form") + "/revoke".len();
+    let start = tokens[..end].rfind('"').unwrap() + 1;
+    (secret, tokens[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn every_api_route_checks_who_is_asking() {
+    let app = spawn_app();
+    let (alice_id, bob_id) = (unique("alice"), unique("bob"));
+    let mut alice = Browser::new(app.client());
+    alice.register(&alice_id).await;
+    Browser::new(app.client()).register(&bob_id).await;
+    let (token, _) = make_token(&mut alice, "matrix").await;
+    let (revoked, revoke) = make_token(&mut alice, "revoked").await;
+    assert_eq!(alice.submit("/tokens", &revoke, &[]).await.status, 303);
+
+    let command = |user: &str| {
+        json!({"command": "DISPLAY_SUMMARY", "user": user, "transaction_num": 1}).to_string()
+    };
+    // (method, path, body, what Alice's own token gets there)
+    let routes: Vec<(Method, String, Option<String>, u16)> = vec![
+        (
+            Method::POST,
+            "/api/v1/commands".into(),
+            Some(command(&alice_id)),
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/v1/commands".into(),
+            Some(command(&bob_id)),
+            403,
+        ),
+        (Method::GET, format!("/api/v1/users/{alice_id}"), None, 200),
+        (Method::GET, format!("/api/v1/users/{bob_id}"), None, 403),
+        (
+            Method::GET,
+            format!("/api/v1/users/{alice_id}/notifications"),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/users/{bob_id}/notifications"),
+            None,
+            403,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/users/{alice_id}/notifications/read"),
+            Some("{}".into()),
+            200,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/users/{bob_id}/notifications/read"),
+            Some("{}".into()),
+            403,
+        ),
+        (Method::GET, "/api/v1/quotes/ABC".into(), None, 200),
+        (
+            Method::GET,
+            format!("/api/v1/log?user={alice_id}"),
+            None,
+            200,
+        ),
+        (Method::GET, format!("/api/v1/log?user={bob_id}"), None, 403),
+        (Method::GET, "/api/v1/log".into(), None, 403),
+    ];
+    let http = app.client();
+    for (method, path, body, own) in &routes {
+        let send = |token: Option<String>| {
+            let http = http.clone();
+            let body = body.clone().map(|b| ("application/json", b.into_bytes()));
+            let (method, path) = (method.clone(), path.clone());
+            async move { http.request(method, &path, token.as_deref(), body).await }
+        };
+        for (who, credential, status) in [
+            ("no token", None, 401),
+            (
+                "a wrong token",
+                Some("not-a-token-of-this-system".to_owned()),
+                401,
+            ),
+            ("a revoked token", Some(revoked.clone()), 401),
+            ("Alice's token", Some(token.clone()), *own),
+        ] {
+            let reply = send(credential).await;
+            assert_eq!(
+                reply.status,
+                status,
+                "{method} {path} with {who}: {}",
+                reply.text()
+            );
+            if status >= 400 {
+                let code = reply.code();
+                assert!(
+                    code == "unauthorized" || code == "forbidden",
+                    "{method} {path}: {code}"
+                );
+            }
+        }
+    }
+    // Nothing Alice's token tried on Bob's account left a trace there.
+    let log = app.get(&format!("/api/v1/log?user={bob_id}")).await.text();
+    assert!(!log.contains("DISPLAY_SUMMARY"), "{log}");
+
+    // A session the server does not know (expired, or made up) is no
+    // session: pages send it to sign in, forms are refused.
+    let mut stranger = Browser {
+        http: app.client(),
+        cookie: Some(format!("dt_session={}", "ab".repeat(32))),
+    };
+    let page = stranger.page("/").await;
+    assert_eq!(
+        (page.status, page.header("location")),
+        (303, Some("/login"))
+    );
+    let posted = stranger
+        .post(
+            "/funds",
+            &[("amount".into(), "5.00".into()), ("txn".into(), "7".into())],
+        )
+        .await;
+    assert_eq!(posted.status, 403, "{}", posted.text());
+}
