@@ -34,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(reply.cryptokey.bytes().all(|b| b.is_ascii_graphic()));
         // The accepted price is exactly the one sent.
         let price = line.split(',').next().unwrap();
-        assert_eq!(daytrader_fuzz::model_amount(price), Some(reply.price.cents()));
+        assert_eq!(
+            daytrader_fuzz::model_amount(price),
+            Some(reply.price.cents())
+        );
         // Written back, the reply parses to itself.
         let again = quotes::parse_reply(&reply.to_line(), symbol, user).expect("round trip");
         assert_eq!(again, reply);

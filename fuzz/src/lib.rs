@@ -26,13 +26,18 @@ pub fn model_amount(text: &str) -> Option<i64> {
     if whole.len() > 12 {
         return None;
     }
-    let mut cents: i64 = whole.bytes().fold(0, |acc, b| acc * 10 + i64::from(b - b'0')) * 100;
+    let mut cents: i64 = whole
+        .bytes()
+        .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'))
+        * 100;
     let mut tens = 10;
     for b in fraction.bytes().take(2) {
         cents += i64::from(b - b'0') * tens;
         tens /= 10;
     }
-    (1..=Money::MAX_AMOUNT.cents()).contains(&cents).then_some(cents)
+    (1..=Money::MAX_AMOUNT.cents())
+        .contains(&cents)
+        .then_some(cents)
 }
 
 /// `Money::parse_amount` agrees with the model, and an accepted amount
@@ -110,7 +115,11 @@ fn check_arg(name: CommandName, arg: Arg, sent: Option<&str>, kept: bool) {
         Arg::Absent => assert!(!kept, "{name} with an argument it does not take"),
         Arg::Optional => {}
     }
-    assert_eq!(sent.is_some(), kept, "{name}: an argument was added or lost");
+    assert_eq!(
+        sent.is_some(),
+        kept,
+        "{name}: an argument was added or lost"
+    );
 }
 
 /// A command request that [`CommandRequest::new`] accepted from these

@@ -102,6 +102,14 @@ pub fn versions(bin: &Path, locust: Option<&Path>) -> BTreeMap<String, String> {
     if let Some(locust) = locust {
         add("locust", locust, &["--version"]);
     }
+    // "locust 2.47.0 from /home/…/site-packages/locust (Python 3.11.7)":
+    // the page is published, the install path is nobody's business.
+    if let Some(v) = out.get_mut("locust")
+        && let Some((version, rest)) = v.split_once(" from ")
+    {
+        let python = rest.rsplit_once(" (").map(|(_, p)| format!(" ({p}"));
+        *v = format!("{version}{}", python.unwrap_or_default());
+    }
     out
 }
 

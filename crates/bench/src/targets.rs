@@ -66,6 +66,12 @@ impl TargetCheck {
         match (self.met, at_least) {
             (true, true) => format!("met ({:.2}x the goal)", self.margin),
             (true, false) => format!("met ({:.0}% of the limit)", self.margin * 100.0),
+            // Near misses in percent: "1.0x short" would say nothing.
+            (false, true) if self.margin >= 0.5 => format!(
+                "not met: {:.2}x the goal, {:.0}% short",
+                self.margin,
+                (1.0 - self.margin) * 100.0
+            ),
             (false, true) if self.margin > 0.0 => format!(
                 "not met: {:.2}x the goal, {:.1}x short",
                 self.margin,

@@ -265,6 +265,16 @@ pub struct CommandBody {
 }
 
 impl CommandBody {
+    /// Reads a body: one JSON object. serde would also take the fields as a
+    /// JSON array (`["ADD", "u", null, "1.00"]`), which no client means and
+    /// the API does not document, so anything but an object is refused.
+    pub fn from_json(body: &[u8]) -> Result<CommandBody, String> {
+        if !body.trim_ascii_start().starts_with(b"{") {
+            return Err("a command is a JSON object".to_owned());
+        }
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    }
+
     /// The structurally valid command and its transaction number (the
     /// idempotency key, positive when present). Every refusal here is
     /// [`crate::RejectKind::Malformed`]; the amount is checked later, by
@@ -458,6 +468,27 @@ mod tests {
             unknown.decode().unwrap_err().code,
             RejectCode::UnknownCommand
         );
+    }
+
+    #[test]
+    fn a_body_is_a_json_object_and_nothing_else() {
+        let body = CommandBody::from_json(br#" {"command": "ADD", "user": "u", "amount": "1.00"}"#);
+        assert_eq!(body.unwrap().amount.as_deref(), Some("1.00"));
+        for bad in [
+            &br#"["ADD", "u", null, "1.00"]"#[..],
+            b"[]",
+            b"null",
+            b"\"ADD\"",
+            b"",
+            br#"{"command": "ADD", "amout": "1.00"}"#,
+            br#"{"command": "ADD"} {}"#,
+        ] {
+            assert!(
+                CommandBody::from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

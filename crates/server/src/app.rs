@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cache::Cache;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,6 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use quotes::{QuoteCache, QuoteClient, QuoteSource, SharedQuoteLoader};
 use store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutBody;
 
 use crate::admin_token::{self, TokenSource};
 use crate::auth::Auth;
@@ -57,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(commands::MAX_BODY))
+        .layer(from_fn(refuse_oversized))
         .layer(from_fn_with_state(state.clone(), observe))
         // Outermost, so that every response carries it, errors included.
         .layer(SetResponseHeaderLayer::overriding(X_INSTANCE_ID, instance))
@@ -73,6 +76,56 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "This endpoint does not take that method; see /api/v1/openapi.json.",
     )
+}
+
+/// The largest request head (target and headers) a handler sees; real ones
+/// are under 2 KiB. HTTP/1.1 parsing stops at [`MAX_HEAD_BYTES`] already, but
+/// only roughly (a head that arrives in one read can be longer), and with a
+/// bare 431; this answers a clear error.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How long a request body may go without a byte arriving before reading
+/// it fails (a 400 for a command): the counterpart, for bodies, of
+/// [`HEADER_READ_TIMEOUT`].
+pub const BODY_READ_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
+
+/// Refuses, before anything reads them, a request whose head is too large
+/// (431) or whose declared body is (413): a client announcing 10 MB is
+/// answered at once rather than read until the limit. A body that stalls
+/// fails after [`BODY_READ_TIMEOUT`].
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let head = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len())
+        + request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEADER_BYTES {
+        return ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("The request's target and headers are at most {MAX_HEADER_BYTES} bytes."),
+        )
+        .into_response();
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > commands::MAX_BODY as u64) {
+        return ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("A request body is at most {} bytes.", commands::MAX_BODY),
+        )
+        .into_response();
+    }
+    let request = request.map(|body| Body::new(TimeoutBody::new(BODY_READ_TIMEOUT, body)));
+    next.run(request).await
 }
 
 /// One log line and the metrics of every request, under the request id the

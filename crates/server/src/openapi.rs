@@ -32,6 +32,8 @@ fn standard_errors() -> Value {
         "400": error_response("Malformed request: bad JSON, unknown command, missing or unexpected field, invalid user id or symbol."),
         "401": error_response("No valid bearer token."),
         "403": error_response("The token may not act for this user, or only the supervisor may do this."),
+        "413": error_response("The body is too large (a command is at most 16 KiB), as sent or as declared by Content-Length."),
+        "431": error_response("The request's target and headers are too large (at most 16 KiB)."),
         "503": error_response("A dependency is down (database, quote service); nothing was changed; safe to retry."),
     })
 }
@@ -135,7 +137,6 @@ pub fn spec() -> Value {
                 }), &[
                     ("404", "Unknown user."),
                     ("409", "Nothing to act on: nothing pending, no trigger amount set."),
-                    ("413", "The body is too large."),
                     ("415", "The body is not JSON."),
                     ("422", "A business rule: funds, holdings, amount."),
                 ]),

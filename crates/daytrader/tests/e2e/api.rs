@@ -420,10 +420,15 @@ async fn the_openapi_document_covers_every_route() {
         let reply = app.request(method, &concrete, Some(TOKEN), None).await;
         assert_ne!(reply.code(), "not_found", "{path}");
     }
-    let commands = spec["components"]["schemas"]["CommandRequest"]["properties"]["command"]["enum"]
+    // One body schema per command, each naming its command.
+    let commands: Vec<&str> = spec["components"]["schemas"]["CommandRequest"]["oneOf"]
         .as_array()
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|schema| schema["properties"]["command"]["const"].as_str().unwrap())
+        .collect();
     assert_eq!(commands.len(), 16);
+    assert!(commands.contains(&"SET_SELL_TRIGGER"), "{commands:?}");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod bad_input;
 mod balancer;
 mod cluster;
 mod faults;

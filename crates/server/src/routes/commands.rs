@@ -37,7 +37,7 @@ pub async fn run_command(
         ),
     })?;
     check_json_content_type(&headers)?;
-    let body: CommandBody = serde_json::from_slice(&body).map_err(|e| {
+    let body = CommandBody::from_json(&body).map_err(|e| {
         ApiError::bad_request(
             "malformed_json",
             format!("The body is not a valid command: {e}."),

@@ -84,9 +84,25 @@ pub async fn list(
     ))
 }
 
+/// The body: a JSON object (serde alone would take the fields as an array).
+#[derive(Deserialize)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
+pub struct MarkRead {
+    ids: Option<Vec<i64>>,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for MarkRead {
+    type Error = serde_json::Error;
+
+    fn try_from(object: serde_json::Map<String, serde_json::Value>) -> Result<Self, Self::Error> {
+        let fields: MarkReadFields = serde_json::from_value(serde_json::Value::Object(object))?;
+        Ok(MarkRead { ids: fields.ids })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MarkRead {
+struct MarkReadFields {
     /// The notifications to mark; all of the user's when absent. Whole
     /// floats (`3.0`) are integers, as in JSON Schema.
     #[serde(default, deserialize_with = "engine::whole_number::option_vec")]
