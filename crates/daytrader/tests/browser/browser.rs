@@ -293,6 +293,44 @@ impl Browser {
             .value
     }
 
+    /// Shows each of `paths` in a phone's viewport (390 × 844 CSS pixels)
+    /// and checks that nothing is wider than the screen (no sideways
+    /// scrolling of the page, no menu cut off); saves a picture of each.
+    pub async fn fits_a_phone(&self, paths: &[&str]) {
+        const PHONE: (u32, u32) = (390, 844);
+        self.driver
+            .set_window_rect(0, 0, PHONE.0, PHONE.1)
+            .await
+            .unwrap_or_else(|e| panic!("a phone-sized window: {e}"));
+        for path in paths {
+            self.goto(path).await;
+            let widths = self
+                .driver
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    Vec::new(),
+                )
+                .await
+                .and_then(|r| r.convert::<(u32, u32)>())
+                .unwrap_or_else(|e| panic!("the page's width: {e}"));
+            assert!(
+                widths.0 <= widths.1,
+                "{path} is {} px wide on a {} px screen",
+                widths.0,
+                widths.1
+            );
+            let page = path.trim_start_matches('/').split('?').next().unwrap_or("");
+            let step = format!("phone-{}", if page.is_empty() { "dashboard" } else { page });
+            let file = screenshots().join(format!("{}-{step}.png", self.test));
+            self.driver
+                .screenshot(&file)
+                .await
+                .unwrap_or_else(|e| panic!("screenshot {}: {e}", file.display()));
+        }
+        let (width, height) = WINDOW;
+        let _ = self.driver.set_window_rect(0, 0, width, height).await;
+    }
+
     /// Saves `target/browser-screenshots/<test>-<step>.png`: the whole
     /// page, the window stretched to its height for the picture.
     pub async fn shot(&self, step: &str) {

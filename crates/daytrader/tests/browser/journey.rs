@@ -353,6 +353,19 @@ pub async fn journey(browser: &Browser) {
     instances.insert(browser.instance().await);
     browser.shot("11-tokens").await;
 
+    // Every page works on a phone-sized screen.
+    browser
+        .fits_a_phone(&[
+            "/",
+            "/trade",
+            "/triggers",
+            "/quote?symbol=ABC",
+            "/history",
+            "/notifications",
+            "/tokens",
+        ])
+        .await;
+
     // Sign out: the session is over.
     sign_out(browser).await;
     browser.goto("/").await;
