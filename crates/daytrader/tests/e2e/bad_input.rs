@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{App, BIN, Http, TOKEN, spawn_app};
+use crate::helpers::{App, Http, TOKEN, run_workload, spawn_app};
 
 /// The trader every case runs against.
 const USER: &str = "eve";
@@ -783,26 +783,7 @@ async fn a_workload_cannot_make_the_replay_write_outside_its_directory() {
         absolute.display()
     );
     std::fs::write(&workload, lines).unwrap();
-    let report = dir.path().join("report.json");
-    let status = tokio::process::Command::new(BIN)
-        .args(["workload", "run"])
-        .arg(&workload)
-        .args([
-            "--target",
-            &app.url,
-            "--token",
-            TOKEN,
-            "--quiet",
-            "--out-dir",
-        ])
-        .arg(&out)
-        .arg("--report")
-        .arg(&report)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .unwrap();
-    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let (status, report) = run_workload(&app.url, TOKEN, &workload, &out, &[]).await;
     assert!(
         !status.success(),
         "refused file names fail the run: {report:#}"

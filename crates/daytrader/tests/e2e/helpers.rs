@@ -298,27 +298,7 @@ impl App {
     /// JSON report and where DUMPLOGs went.
     pub async fn replay(&self, file: &Path) -> (Value, PathBuf) {
         let out = self.data_dir.parent().unwrap().join("replay-out");
-        let report = out.join("report.json");
-        let status = tokio::process::Command::new(BIN)
-            .args(["workload", "run"])
-            .arg(file)
-            .args([
-                "--target",
-                &self.url,
-                "--token",
-                TOKEN,
-                "--quiet",
-                "--out-dir",
-            ])
-            .arg(&out)
-            .arg("--report")
-            .arg(&report)
-            .stdout(Stdio::null())
-            .status()
-            .await
-            .unwrap();
-        let report: Value =
-            serde_json::from_slice(&std::fs::read(&report).expect("a report")).unwrap();
+        let (status, report) = run_workload(&self.url, TOKEN, file, &out, &[]).await;
         assert!(status.success(), "the replay failed: {report:#}");
         (report, out)
     }
@@ -390,4 +370,31 @@ pub fn course_file(name: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED {name}: ../shared/workloads is not beside the project");
         None
     }
+}
+
+/// Runs `daytrader workload run FILE` against `target` with `options`
+/// besides the usual ones, saving DUMPLOGs and the report under `out`;
+/// answers how it exited and its JSON report.
+pub async fn run_workload(
+    target: &str,
+    token: &str,
+    file: &Path,
+    out: &Path,
+    options: &[&str],
+) -> (ExitStatus, Value) {
+    let report = out.join("report.json");
+    let status = tokio::process::Command::new(BIN)
+        .args(["workload", "run"])
+        .arg(file)
+        .args(["--target", target, "--token", token, "--quiet", "--out-dir"])
+        .arg(out)
+        .arg("--report")
+        .arg(&report)
+        .args(options)
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    let report = serde_json::from_slice(&std::fs::read(&report).expect("a report")).unwrap();
+    (status, report)
 }

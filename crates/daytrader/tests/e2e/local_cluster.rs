@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::BIN;
+use crate::helpers::{BIN, run_workload};
 use crate::infra::{getrandom_bytes, shared_redis, skip, unique};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/cluster");
@@ -202,28 +202,8 @@ impl LocalCluster {
         out: &Path,
         options: &[&str],
     ) -> serde_json::Value {
-        let report = out.join("report.json");
-        let status = tokio::process::Command::new(BIN)
-            .args(["workload", "run"])
-            .arg(file)
-            .args([
-                "--target",
-                &format!("http://127.0.0.1:{}", self.port),
-                "--token",
-                self.token(),
-                "--quiet",
-                "--out-dir",
-            ])
-            .arg(out)
-            .arg("--report")
-            .arg(&report)
-            .args(options)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .await
-            .unwrap();
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let target = format!("http://127.0.0.1:{}", self.port);
+        let (status, report) = run_workload(&target, self.token(), file, out, options).await;
         assert!(status.success(), "{report:#}");
         report
     }
