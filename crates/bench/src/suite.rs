@@ -738,17 +738,7 @@ impl Suite {
     /// The generated replay on an embedded server, then DUMPLOGs of its log
     /// at two sizes.
     async fn embedded_generated_and_dumplog(&mut self) -> anyhow::Result<()> {
-        let server = Embedded::start(
-            &self.procs,
-            &self.config.bin,
-            &self.raw.join("embedded-data"),
-            &self.raw.join("logs/embedded.log"),
-        )
-        .await?;
-        let roles = Roles {
-            named: vec![("embedded server".to_owned(), server.pid())],
-            ..Roles::default()
-        };
+        let (server, roles) = self.start_embedded().await?;
         let generated = self.generated.clone();
         let spec = self.spec(
             model::EMBEDDED_GENERATED,
@@ -795,7 +785,9 @@ impl Suite {
         server.stop().await
     }
 
-    async fn embedded_replay(&mut self, name: &str, workload: &Workload) -> anyhow::Result<()> {
+    /// A fresh embedded server, and the role its process plays in the CPU
+    /// accounting of the replays against it.
+    async fn start_embedded(&self) -> anyhow::Result<(Embedded, Roles)> {
         let server = Embedded::start(
             &self.procs,
             &self.config.bin,
@@ -807,6 +799,11 @@ impl Suite {
             named: vec![("embedded server".to_owned(), server.pid())],
             ..Roles::default()
         };
+        Ok((server, roles))
+    }
+
+    async fn embedded_replay(&mut self, name: &str, workload: &Workload) -> anyhow::Result<()> {
+        let (server, roles) = self.start_embedded().await?;
         let spec = self.spec(name, workload, &server.url, &server.token);
         self.replay(Job::embedded(workload, spec, roles)).await?;
         server.stop().await
