@@ -340,15 +340,7 @@ async fn one_traders_session_and_tokens_never_reach_another_account() {
     assert_ne!(alice.page("/admin/log.xml").await.status, 200);
 
     // Alice's personal token acts for Alice only.
-    let created = alice
-        .submit("/tokens", "/tokens", &[("name", "script")])
-        .await;
-    assert_eq!(created.status, 201, "{}", created.text());
-    let html = created.text();
-    let secret = {
-        let at = html.find("id=\"secret\"").expect("the new secret is shown");
-        attribute(&html[at..], "value").unwrap()
-    };
+    let (secret, revoke) = make_token(&mut alice, "script").await;
     let api = app.client();
     let as_alice = |method, path: String, body: Option<serde_json::Value>| {
         let api = api.clone();
@@ -379,13 +371,7 @@ async fn one_traders_session_and_tokens_never_reach_another_account() {
     );
 
     // Revoked, the token is worth nothing.
-    let tokens = alice.page("/tokens").await.text();
-    let action = {
-        let end = tokens.find("/revoke\"").expect("a revoke form") + "/revoke".len();
-        let start = tokens[..end].rfind('"').unwrap() + 1;
-        tokens[start..end].to_owned()
-    };
-    let reply = alice.submit("/tokens", &action, &[]).await;
+    let reply = alice.submit("/tokens", &revoke, &[]).await;
     assert_eq!(reply.status, 303, "{}", reply.text());
     let after = as_alice(Method::GET, format!("/api/v1/users/{alice_id}"), None).await;
     assert_eq!(after.status, 401, "{}", after.text());
