@@ -1,14 +1,17 @@
 //! `daytrader audit verify`: the stored state must be what the audit log
 //! says. Every row is replayed through the engine with the time, transaction
 //! number and price it recorded; each recorded outcome and event list must
-//! come out the same, and so must every user's final account.
+//! come out the same, and so must every user's final account. A refusal is
+//! compared by its code, not its sentence: the wording is the version's
+//! (money shown in dollars, say), and a log written by an older version
+//! must still verify.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use engine::{Account, Context, UserId, execute};
+use engine::{Account, Context, RejectCode, Rejection, Reply, UserId, execute};
 use server::settings::Database;
 use store::{LogRow, QuoteUse, Reader, Record};
 
@@ -149,7 +152,13 @@ impl Auditor {
                     }
                 };
                 let place = where_(request.name.as_str());
-                compare(&mut self.differences, &place, "outcome", outcome, &replayed);
+                compare(
+                    &mut self.differences,
+                    &place,
+                    "outcome",
+                    &decided(outcome),
+                    &decided(&replayed),
+                );
                 compare(&mut self.differences, &place, "events", recorded, &events);
             }
             Record::Price {
@@ -261,6 +270,12 @@ impl Auditor {
             differences: self.differences,
         }
     }
+}
+
+/// What an outcome decided: the reply in full, or the refusal's code (its
+/// sentence is wording; see the module's header).
+fn decided(outcome: &Result<Reply, Rejection>) -> Result<&Reply, RejectCode> {
+    outcome.as_ref().map_err(|rejection| rejection.code)
 }
 
 fn compare<T: PartialEq + Debug>(
@@ -386,6 +401,18 @@ mod tests {
                 .iter()
                 .any(|d| d.starts_with("row 2 (user u1, transaction 2, ADD): outcome"))
         );
+    }
+
+    #[test]
+    fn a_refusal_worded_by_another_version_still_verifies() {
+        let (mut rows, account) = history(&["10.00", "-1", "5.50"]);
+        let Record::Command { outcome, .. } = &mut rows[1].record else {
+            unreachable!()
+        };
+        let code = outcome.as_ref().unwrap_err().code;
+        *outcome = Err(engine::Rejection::new(code, "older wording"));
+        let report = audit(&rows, Some(&account));
+        assert!(report.differences.is_empty(), "{:?}", report.differences);
     }
 
     fn registration(seq: i64) -> LogRow {

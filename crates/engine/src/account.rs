@@ -364,7 +364,8 @@ impl Account {
             return Err(Rejection::new(
                 RejectCode::BalanceLimit,
                 format!(
-                    "This deposit would take the account past the largest balance it may hold, {MAX_BALANCE}."
+                    "This deposit would take the account past the largest balance it may hold, {}.",
+                    MAX_BALANCE.dollars()
                 ),
             ));
         }

@@ -24,7 +24,7 @@ pub use command::{
     Arg, Command, CommandBody, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,
 };
 pub use event::{Event, EventKind, FundsAction};
-pub use money::{AmountError, Money};
+pub use money::{AmountError, Dollars, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};
 pub use reply::{
     Added, ArmedTrigger, Empty, Execution, PendingOrder, Quote, Reply, SettledOrder, TriggerAmount,

@@ -1,8 +1,10 @@
 //! Exact money: integer cents, never floating point.
 //!
 //! On the wire and in logs money is a decimal string with exactly two places
-//! (`"1234.50"`); in storage formats that are not human readable it is the raw
-//! cent count.
+//! (`"1234.50"`, its `Display`); in storage formats that are not human
+//! readable it is the raw cent count. In sentences for people (refusals,
+//! notifications, the web pages) it is in dollars, `$1,234.50`: see
+//! [`Money::dollars`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +28,7 @@ pub enum AmountError {
     TooManyDecimals,
     #[error("it must be greater than zero")]
     NotPositive,
-    #[error("it is larger than 1000000000.00")]
+    #[error("it is larger than {}", Money::MAX_AMOUNT.dollars())]
     TooLarge,
 }
 
@@ -119,6 +121,15 @@ impl Money {
         self.0.checked_mul(shares).map(Money)
     }
 
+    /// This amount as people read it, for sentences: `$4,999.85`,
+    /// `-$300.00` (a dollar sign, thousands separated by commas, two
+    /// decimals). Every human sentence that shows money shows it this way;
+    /// the wire and the logs' money fields keep [`Display`](fmt::Display)'s
+    /// plain `4999.85`.
+    pub fn dollars(self) -> Dollars {
+        Dollars(self)
+    }
+
     /// How many whole shares this amount buys at `price` (floor); zero when
     /// the price is not positive.
     pub fn shares_at(self, price: Money) -> i64 {
@@ -141,6 +152,29 @@ impl fmt::Display for Money {
         let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
         write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
+/// [`Money`] shown in dollars: see [`Money::dollars`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Dollars(Money);
+
+impl fmt::Display for Dollars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cents = self.0.0;
+        if cents < 0 {
+            f.write_str("-")?;
+        }
+        let abs = cents.unsigned_abs();
+        let whole = (abs / 100).to_string();
+        f.write_str("$")?;
+        for (i, digit) in whole.char_indices() {
+            if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                f.write_str(",")?;
+            }
+            write!(f, "{digit}")?;
+        }
+        write!(f, ".{:02}", abs % 100)
     }
 }
 
@@ -235,6 +269,27 @@ mod tests {
         assert_eq!(Money(0).to_string(), "0.00");
         assert_eq!(Money(-7_328_058).to_string(), "-73280.58");
         assert_eq!(Money(i64::MIN).to_string(), "-92233720368547758.08");
+    }
+
+    #[test]
+    fn shows_dollars_for_people() {
+        let cases = [
+            (0, "$0.00"),
+            (5, "$0.05"),
+            (99_999, "$999.99"),
+            (100_000, "$1,000.00"),
+            (499_985, "$4,999.85"),
+            (123_456_789, "$1,234,567.89"),
+            (-30_000, "-$300.00"),
+            (i64::MIN, "-$92,233,720,368,547,758.08"),
+        ];
+        for (cents, text) in cases {
+            assert_eq!(Money(cents).dollars().to_string(), text);
+        }
+        assert_eq!(
+            AmountError::TooLarge.to_string(),
+            "it is larger than $1,000,000,000.00"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ fn whole_shares(amount: Money, price: Money, what: &str) -> Result<i64, Rejectio
     if shares < 1 {
         return Err(Rejection::new(
             RejectCode::AmountTooSmall,
-            format!("{amount} does not {what} one share at {price}."),
+            format!(
+                "{} does not {what} one share at {}.",
+                amount.dollars(),
+                price.dollars()
+            ),
         ));
     }
     Ok(shares)
@@ -35,8 +39,10 @@ impl Account {
             return Err(Rejection::new(
                 RejectCode::InsufficientFunds,
                 format!(
-                    "Buying {shares} {symbol} at {price} needs {cost}, but only {} is available.",
-                    self.cash
+                    "Buying {shares} {symbol} at {} needs {}, but only {} is available.",
+                    price.dollars(),
+                    cost.dollars(),
+                    self.cash.dollars()
                 ),
             ));
         }
@@ -97,7 +103,9 @@ impl Account {
             return Err(Rejection::new(
                 RejectCode::InsufficientShares,
                 format!(
-                    "Selling {amount} of {symbol} at {price} needs {shares} shares, but only {held} are available."
+                    "Selling {} of {symbol} at {} needs {shares} shares, but only {held} are available.",
+                    amount.dollars(),
+                    price.dollars()
                 ),
             ));
         }

@@ -28,7 +28,9 @@ impl Account {
             return Err(Rejection::new(
                 RejectCode::InsufficientFunds,
                 format!(
-                    "Setting {amount} aside for buying {symbol} needs more than the {available} available."
+                    "Setting {} aside for buying {symbol} needs more than the {} available.",
+                    amount.dollars(),
+                    available.dollars()
                 ),
             ));
         }
@@ -145,8 +147,9 @@ impl Account {
             return Err(Rejection::new(
                 RejectCode::AmountTooSmall,
                 format!(
-                    "{} does not sell one share of {symbol} at {trigger_price}.",
-                    trigger.amount
+                    "{} does not sell one share of {symbol} at {}.",
+                    trigger.amount.dollars(),
+                    trigger_price.dollars()
                 ),
             ));
         }
@@ -155,8 +158,9 @@ impl Account {
             return Err(Rejection::new(
                 RejectCode::InsufficientShares,
                 format!(
-                    "Selling {} of {symbol} at {trigger_price} needs {shares} shares, but only {available} are available.",
-                    trigger.amount
+                    "Selling {} of {symbol} at {} needs {shares} shares, but only {available} are available.",
+                    trigger.amount.dollars(),
+                    trigger_price.dollars()
                 ),
             ));
         }

@@ -848,3 +848,56 @@ fn replies_serialize_as_plain_json_objects() {
         r#"{"symbol":"ABC","price":"58.17"}"#
     );
 }
+
+#[test]
+fn refusals_show_money_in_dollars_and_shares_as_counts() {
+    let message = |t: &mut Trader, command| t.run(command).unwrap_err().message;
+    let mut t = Trader::funded("12.00");
+    t.price = m("1666.62");
+    assert_eq!(
+        message(
+            &mut t,
+            Command::Buy {
+                symbol: s("ABC"),
+                amount: m("5000.00")
+            }
+        ),
+        "Buying 3 ABC at $1,666.62 needs $4,999.86, but only $12.00 is available."
+    );
+    assert_eq!(
+        message(
+            &mut t,
+            Command::Buy {
+                symbol: s("ABC"),
+                amount: m("5.00")
+            }
+        ),
+        "$5.00 does not buy one share at $1,666.62."
+    );
+    t.price = m("2.00");
+    t.ok(Command::Buy {
+        symbol: s("ABC"),
+        amount: m("4.00"),
+    });
+    t.ok(Command::CommitBuy);
+    assert_eq!(
+        message(
+            &mut t,
+            Command::Sell {
+                symbol: s("ABC"),
+                amount: m("1000.00")
+            }
+        ),
+        "Selling $1,000.00 of ABC at $2.00 needs 500 shares, but only 2 are available."
+    );
+    assert_eq!(
+        message(
+            &mut t,
+            Command::SetBuyAmount {
+                symbol: s("XYZ"),
+                amount: m("20.00")
+            }
+        ),
+        "Setting $20.00 aside for buying XYZ needs more than the $8.00 available."
+    );
+}

@@ -605,7 +605,7 @@ mod tests {
         );
         assert_eq!(
             note.message,
-            "Your buy trigger on ABC bought 5 shares at 10.00 for 50.00."
+            "Your buy trigger on ABC bought 5 shares at $10.00 for $50.00."
         );
         let fired = applied.rows[2].row.record.events();
         assert!(matches!(

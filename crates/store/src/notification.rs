@@ -96,8 +96,10 @@ pub fn describe(event: &EventKind) -> Option<(NotificationKind, String)> {
         } => (
             NotificationKind::TriggerExecuted,
             format!(
-                "Your buy trigger on {symbol} bought {} at {price} for {cost}.",
-                shares_text(shares)
+                "Your buy trigger on {symbol} bought {} at {} for {}.",
+                shares_text(shares),
+                price.dollars(),
+                cost.dollars()
             ),
         ),
         EventKind::SellTriggerExecuted {
@@ -108,21 +110,26 @@ pub fn describe(event: &EventKind) -> Option<(NotificationKind, String)> {
         } => (
             NotificationKind::TriggerExecuted,
             format!(
-                "Your sell trigger on {symbol} sold {} at {price} for {proceeds}.",
-                shares_text(shares)
+                "Your sell trigger on {symbol} sold {} at {} for {}.",
+                shares_text(shares),
+                price.dollars(),
+                proceeds.dollars()
             ),
         ),
         EventKind::BuyTriggerUnfilled {
             symbol,
             price,
             refund,
-        } => (
-            NotificationKind::TriggerUnfilled,
-            format!(
-                "Your buy trigger on {symbol} fired at {price}, but its {refund} could not buy a \
-                 single share; the {refund} is back in your cash."
-            ),
-        ),
+        } => {
+            let (price, refund) = (price.dollars(), refund.dollars());
+            (
+                NotificationKind::TriggerUnfilled,
+                format!(
+                    "Your buy trigger on {symbol} fired at {price}, but its {refund} could not \
+                     buy a single share; the {refund} is back in your cash."
+                ),
+            )
+        }
         EventKind::BuyExpired {
             symbol,
             shares,
@@ -131,8 +138,9 @@ pub fn describe(event: &EventKind) -> Option<(NotificationKind, String)> {
         } => (
             NotificationKind::OrderExpired,
             format!(
-                "{}; {refund} is back in your cash.",
-                expired("buy", symbol, shares, price)
+                "{}; {} is back in your cash.",
+                expired("buy", symbol, shares, price),
+                refund.dollars()
             ),
         ),
         EventKind::SellExpired {
@@ -151,8 +159,9 @@ pub fn describe(event: &EventKind) -> Option<(NotificationKind, String)> {
 
 fn expired(side: &str, symbol: Symbol, shares: i64, price: Money) -> String {
     format!(
-        "Your {side} of {} of {symbol} at {price} was not committed within 60 seconds and expired",
-        shares_text(shares)
+        "Your {side} of {} of {symbol} at {} was not committed within 60 seconds and expired",
+        shares_text(shares),
+        price.dollars()
     )
 }
 
@@ -184,7 +193,7 @@ mod tests {
                     cost: cents(4800),
                 },
                 NotificationKind::TriggerExecuted,
-                "Your buy trigger on ABC bought 4 shares at 12.00 for 48.00.",
+                "Your buy trigger on ABC bought 4 shares at $12.00 for $48.00.",
             ),
             (
                 EventKind::SellTriggerExecuted {
@@ -194,7 +203,7 @@ mod tests {
                     proceeds: cents(1200),
                 },
                 NotificationKind::TriggerExecuted,
-                "Your sell trigger on ABC sold 1 share at 12.00 for 12.00.",
+                "Your sell trigger on ABC sold 1 share at $12.00 for $12.00.",
             ),
             (
                 EventKind::BuyTriggerUnfilled {
@@ -203,8 +212,8 @@ mod tests {
                     refund: cents(1000),
                 },
                 NotificationKind::TriggerUnfilled,
-                "Your buy trigger on ABC fired at 12.00, but its 10.00 could not buy a single \
-                 share; the 10.00 is back in your cash.",
+                "Your buy trigger on ABC fired at $12.00, but its $10.00 could not buy a single \
+                 share; the $10.00 is back in your cash.",
             ),
             (
                 EventKind::BuyExpired {
@@ -214,8 +223,8 @@ mod tests {
                     refund: cents(1000),
                 },
                 NotificationKind::OrderExpired,
-                "Your buy of 2 shares of ABC at 5.00 was not committed within 60 seconds and \
-                 expired; 10.00 is back in your cash.",
+                "Your buy of 2 shares of ABC at $5.00 was not committed within 60 seconds and \
+                 expired; $10.00 is back in your cash.",
             ),
             (
                 EventKind::SellExpired {
@@ -224,7 +233,7 @@ mod tests {
                     price: cents(500),
                 },
                 NotificationKind::OrderExpired,
-                "Your sell of 3 shares of ABC at 5.00 was not committed within 60 seconds and \
+                "Your sell of 3 shares of ABC at $5.00 was not committed within 60 seconds and \
                  expired; the shares are back in your holdings.",
             ),
         ];

@@ -50,7 +50,7 @@ async fn insufficient_funds(browser: &Browser) {
         .await;
     let shares = usd(5000) / price_cents("ABC");
     let error = browser
-        .wait_text("#buy-amount-error", "but only 50.00 is available")
+        .wait_text("#buy-amount-error", "but only $50.00 is available")
         .await;
     assert!(error.contains(&format!("Buying {shares} ABC")), "{error}");
     let field = browser.el("#buy-amount").await;
@@ -113,7 +113,8 @@ async fn commit_with_nothing_pending(browser: &Browser) {
 
 /// A form without its CSRF token is refused, and nothing changes.
 async fn form_without_csrf_token(browser: &Browser) {
-    register(browser, &unique("forged_"), "a long enough password").await;
+    let user = unique("forged_");
+    register(browser, &user, "a long enough password").await;
     add_funds(browser, usd(10), usd(10)).await;
     browser.fill("#funds-amount", "777.00").await;
     browser
@@ -129,6 +130,9 @@ async fn form_without_csrf_token(browser: &Browser) {
         .await;
     browser.wait_text("h1", "This form was refused").await;
     browser.wait_text("main", "Nothing was changed").await;
+    // The refusal keeps the trader's header: who is signed in, the menu.
+    browser.wait_text(".signout .who", &user).await;
+    assert!(browser.exists("nav a[href='/trade']").await);
     browser.instance().await;
     browser.shot("04-no-csrf-token").await;
     browser.goto("/").await;

@@ -1,8 +1,16 @@
 //! The expected outcome of a workload: every command run through the pure
 //! engine, one after another, at fixed prices. The server (HTTP, auth,
 //! quotes, group commit, concurrency) must agree with it to the cent.
+//!
+//! [`expected`] runs every command at one instant, which is right while the
+//! replay is shorter than an order's 60 s. [`expected_as_logged`] runs each
+//! command at the time the server recorded for it (its DUMPLOG
+//! `timestamp`), so that orders expire in the oracle exactly when they did
+//! on the server, whatever the replay's speed; its accounts are compared
+//! with [`assert_summary_as_read`], at the time of the read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::Path;
 
 use engine::{Account, CommandRequest, Context, execute};
@@ -15,7 +23,46 @@ pub struct Expected {
     pub commands: usize,
 }
 
+/// The workload run at one instant.
 pub fn expected(file: &Path) -> Expected {
+    run(file, |_| 0)
+}
+
+/// The workload with each command run at the time the server recorded for
+/// it in `dump`, a DUMPLOG of the whole replay. Every command the engine
+/// runs must be in it.
+pub fn expected_as_logged(file: &Path, dump: &Path) -> Expected {
+    let times = command_times(dump);
+    run(file, |txn| {
+        *times
+            .get(&txn)
+            .unwrap_or_else(|| panic!("transaction {txn} is not in the DUMPLOG"))
+    })
+}
+
+/// When the server ran each command: the `timestamp` of each `userCommand`
+/// of a DUMPLOG, by transaction number (each number once, as
+/// [`assert_each_command_once`] checks).
+pub fn command_times(dump: &Path) -> HashMap<i64, i64> {
+    let xml = std::fs::read_to_string(dump).unwrap();
+    let field = |entry: &str, tag: &str| -> i64 {
+        let open = format!("<{tag}>");
+        let start = entry.find(&open).unwrap() + open.len();
+        let end = start + entry[start..].find(&format!("</{tag}>")).unwrap();
+        entry[start..end].parse().unwrap()
+    };
+    let mut times = HashMap::new();
+    for entry in xml.split("<userCommand>").skip(1) {
+        let entry = &entry[..entry.find("</userCommand>").unwrap()];
+        let (txn, ts) = (field(entry, "transactionNum"), field(entry, "timestamp"));
+        let earlier = times.insert(txn, ts);
+        assert!(earlier.is_none(), "transaction {txn} is logged twice");
+    }
+    times
+}
+
+/// Runs the workload through the engine, each command at `now(txn)`.
+fn run(file: &Path, now: impl Fn(i64) -> i64) -> Expected {
     let workload = loadgen::parse_file(file).unwrap();
     assert!(workload.malformed.is_empty(), "{:?}", workload.malformed);
     let mut accounts: BTreeMap<String, Option<Account>> = BTreeMap::new();
@@ -45,7 +92,7 @@ pub fn expected(file: &Path) -> Expected {
             }
         };
         let ctx = Context {
-            now_ms: 0,
+            now_ms: now(line.transaction_num),
             txn: line.transaction_num,
             price: command.price_symbol().map(quotes::fixed_price),
         };
@@ -82,6 +129,49 @@ pub fn comparable(mut summary: Value) -> Value {
 
 pub fn engine_summary(account: &Account) -> Value {
     comparable(serde_json::to_value(account.summary(0)).unwrap())
+}
+
+/// Reads a summary with `read` (`GET /api/v1/users/{user}`) and checks it
+/// is `account` as the server may show it at some instant of the read: the
+/// server shows it as of its clock (the machine's, as the test's), which
+/// hides the orders that have expired by then. So the answer must be the
+/// account at the read's start or at one of the expiries that fall during
+/// it; everything but the history is compared, the orders' times included.
+pub async fn assert_summary_as_read<F: Future<Output = Value>>(
+    user: &str,
+    account: &Account,
+    read: impl FnOnce() -> F,
+) {
+    let from = now_ms();
+    let mut shown = read().await;
+    let to = now_ms();
+    let object = shown.as_object_mut().expect("a summary object");
+    object.remove("user");
+    object.remove("history");
+    let first = account.summary(from);
+    let expiries = first
+        .pending_buys
+        .iter()
+        .chain(&first.pending_sells)
+        .map(|order| order.expires_at_ms)
+        .filter(|at| (from + 1..=to).contains(at));
+    let candidates: Vec<Value> = std::iter::once(from)
+        .chain(expiries)
+        .map(|at| serde_json::to_value(account.summary(at)).unwrap())
+        .collect();
+    assert!(
+        candidates.contains(&shown),
+        "summary of {user}, read from {from} to {to} ms:\n{shown:#}\nexpected:\n{:#}",
+        candidates[0]
+    );
+}
+
+/// The machine's clock, as the server reads it.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Every command of a replay is in its DUMPLOG exactly once: `commands`

@@ -301,6 +301,88 @@ async fn a_form_without_its_sessions_csrf_token_changes_nothing() {
     assert_eq!(cash(&app, &user).await, "50.00");
 }
 
+/// Whether `html` has the header of a signed-in `user`: the menu and the
+/// sign-out form.
+fn has_trader_menu(html: &str, user: &str) -> bool {
+    html.contains("action=\"/logout\"")
+        && html.contains("Sign out")
+        && html.contains(&format!("Signed in as {user}"))
+        && html.contains("href=\"/trade\"")
+}
+
+#[tokio::test]
+async fn error_pages_keep_the_signed_in_traders_menu() {
+    let app = spawn_app();
+    let user = unique("err");
+    let mut trader = Browser::new(app.client());
+    trader.register(&user).await;
+
+    // The supervisor's page, refused to a trader.
+    let admin = trader.page("/admin").await;
+    assert_eq!(admin.status, 403, "{}", admin.text());
+    assert!(
+        admin.text().contains("This page is for the supervisor"),
+        "{}",
+        admin.text()
+    );
+    assert!(has_trader_menu(&admin.text(), &user), "{}", admin.text());
+
+    // A form without its CSRF token, refused.
+    let refused = trader
+        .post("/funds", &[("amount".into(), "5.00".into())])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(
+        refused.text().contains("This form was refused"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        has_trader_menu(&refused.text(), &user),
+        "{}",
+        refused.text()
+    );
+
+    // A page that is not there.
+    let missing = trader.page("/static/0/nothing.css").await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(
+        has_trader_menu(&missing.text(), &user),
+        "{}",
+        missing.text()
+    );
+
+    // The error page's sign-out form is the session's own: it works.
+    let out = trader.submit("/admin", "/logout", &[]).await;
+    assert_eq!(out.status, 303, "{}", out.text());
+    assert_eq!(trader.page("/").await.header("location"), Some("/login"));
+
+    // Without a session, the same errors still render, with no menu.
+    let mut anonymous = Browser::new(app.client());
+    let expired = anonymous
+        .post("/funds", &[("amount".into(), "5.00".into())])
+        .await;
+    assert_eq!(expired.status, 403, "{}", expired.text());
+    assert!(
+        expired.text().contains("Your session has expired"),
+        "{}",
+        expired.text()
+    );
+    let missing = anonymous.page("/static/0/nothing.css").await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(
+        missing.text().contains("There is no such file"),
+        "{}",
+        missing.text()
+    );
+    for page in [expired, missing] {
+        let text = page.text();
+        assert!(text.contains("<footer"), "the layout renders:\n{text}");
+        assert!(!text.contains("action=\"/logout\""), "{text}");
+        assert!(!text.contains("Sign out"), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn one_traders_session_and_tokens_never_reach_another_account() {
     let app = spawn_app();

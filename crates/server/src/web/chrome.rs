@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+
 use crate::state::AppState;
 use crate::web::assets;
 use crate::web::error::PageError;
-use crate::web::session::{Flash, Session, Supervisor, Trader};
+use crate::web::session::{Flash, Session, Supervisor, Trader, Who};
 
 pub struct Chrome {
     /// The instance serving this page: in every footer.
@@ -45,9 +47,45 @@ impl Chrome {
         }
     }
 
-    /// For error pages: no session is needed to tell what went wrong.
-    pub fn bare(state: &AppState) -> Chrome {
-        Chrome::new(state, "")
+    /// For error pages: the header of whoever the session belongs to (a
+    /// signed-in trader keeps their menu and sign-out form), or none when
+    /// there is no session or it cannot be read: no session is needed to
+    /// tell what went wrong. The unread count is asked for only when the
+    /// error is not a service being unavailable (it would likely fail too,
+    /// slowly), and is then left out if it cannot be had; the one-time
+    /// message is left for the page it was meant for.
+    pub async fn for_error(
+        state: &AppState,
+        session: Option<&Session>,
+        status: StatusCode,
+    ) -> Chrome {
+        let bare = Chrome::new(state, "");
+        match session.map(|session| (session, &session.who)) {
+            Some((session, Who::Trader(user))) => {
+                let unread = if status.is_server_error() {
+                    0
+                } else {
+                    state
+                        .trading
+                        .reader()
+                        .unread_notifications(user)
+                        .await
+                        .unwrap_or(0)
+                };
+                Chrome {
+                    user: Some(user.to_string()),
+                    csrf: session.csrf().to_owned(),
+                    unread,
+                    ..bare
+                }
+            }
+            Some((session, Who::Supervisor)) => Chrome {
+                supervisor: true,
+                csrf: session.csrf().to_owned(),
+                ..bare
+            },
+            Some((_, Who::Visitor)) | None => bare,
+        }
     }
 
     /// For the sign-in and registration pages.

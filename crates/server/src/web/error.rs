@@ -4,18 +4,20 @@
 //! A handler or extractor returns a [`PageError`]; its response carries the
 //! error in an extension and no body, and [`render`] (a middleware around
 //! every page) renders it with the layout, which needs the state (the
-//! instance id in the footer) that `IntoResponse` has no access to. Refusals
+//! instance id in the footer) and the request's session (the signed-in
+//! trader's menu) that `IntoResponse` has no access to. Refusals
 //! of a form's content are not page errors: the form's page shows them next
 //! to the field they are about.
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::chrome::Chrome;
+use crate::web::session::Session;
 use crate::web::templates::{ErrorPage, html};
 
 #[derive(Clone, Debug)]
@@ -105,8 +107,16 @@ impl IntoResponse for PageError {
     }
 }
 
-/// Renders the [`PageError`] a response carries.
+/// Renders the [`PageError`] a response carries, with the header of
+/// whoever the request's session belongs to (a signed-in trader keeps their
+/// menu on a refusal, as on every other page).
 pub async fn render(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Only the cookies are kept (cheap clones of the request's bytes), to
+    // find the session should the page fail.
+    let mut cookies = HeaderMap::new();
+    for value in request.headers().get_all(header::COOKIE) {
+        cookies.append(header::COOKIE, value.clone());
+    }
     let mut response = next.run(request).await;
     let Some(PageError::Page {
         status,
@@ -116,8 +126,10 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
     else {
         return response;
     };
+    // A session that cannot be read (the cache is down) shows no menu.
+    let session = Session::load(&state, &cookies).await.ok().flatten();
     let page = ErrorPage {
-        chrome: Chrome::bare(&state),
+        chrome: Chrome::for_error(&state, session.as_ref(), status).await,
         title,
         message,
     };

@@ -3,22 +3,10 @@
 use engine::Money;
 
 /// `$1,234.50`, `-$3.00`: a currency sign and thousands separators, which
-/// the wire format (`1234.50`) leaves out.
+/// the wire format (`1234.50`) leaves out. The same as in the engine's
+/// refusals ([`Money::dollars`]), for templates that want a `String`.
 pub fn dollars(money: Money) -> String {
-    let plain = money.to_string();
-    let (sign, digits) = match plain.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", plain.as_str()),
-    };
-    let (whole, cents) = digits.split_once('.').unwrap_or((digits, "00"));
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    format!("{sign}${grouped}.{cents}")
+    money.dollars().to_string()
 }
 
 /// `2026-11-23 17:18:03 UTC`. Every instance renders the same text for the

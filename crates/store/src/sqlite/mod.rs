@@ -2,6 +2,7 @@
 //! with full sync, written by one committer thread and read by a small pool
 //! of read-only connections.
 
+mod checkpointer;
 mod committer;
 mod schema;
 
@@ -17,6 +18,7 @@ use futures::Stream;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use self::checkpointer::Checkpointer;
 use self::committer::{Committer, MarkRead, Msg, TokenWrite};
 use crate::batch::{Done, Job, LoadedAccount};
 use crate::codec::{
@@ -57,6 +59,7 @@ pub struct SqliteStore {
     reader: SqliteReader,
     queue: mpsc::Sender<Msg>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
     _lock: File,
 }
 
@@ -82,6 +85,18 @@ impl SqliteStore {
              PRAGMA temp_store = MEMORY;",
         )?;
         schema::migrate(&mut conn)?;
+        // Checkpoints mostly run on their own thread (checkpointer.rs). The
+        // log can only start over at a moment when everything in it has
+        // been copied back, and with a writer this busy only the writer
+        // itself sees such a moment: so the committer still checkpoints,
+        // rarely (every 4,000 pages, 16 MB) and cheaply (the other thread
+        // has copied all but the last few pages). Once copied back, the
+        // log file is cut to 64 MB.
+        conn.execute_batch(
+            "PRAGMA wal_autocheckpoint = 4000;
+             PRAGMA journal_size_limit = 67108864;",
+        )?;
+        let checkpointer = Checkpointer::start(&path)?;
         let next_seq: i64 =
             conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM log", [], |r| {
                 r.get(0)
@@ -93,6 +108,7 @@ impl SqliteStore {
             clock: options.clock,
             max_batch: options.max_batch.max(1),
             next_seq,
+            accounts: Default::default(),
         };
         let handle = std::thread::Builder::new()
             .name("sqlite-committer".into())
@@ -104,6 +120,7 @@ impl SqliteStore {
             reader: SqliteReader::new(path),
             queue,
             committer: Mutex::new(Some(handle)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             _lock: lock,
         })
     }
@@ -184,6 +201,10 @@ impl SqliteStore {
         let handle = self.committer.lock().expect("not poisoned").take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        let checkpointer = self.checkpointer.lock().expect("not poisoned").take();
+        if let Some(mut checkpointer) = checkpointer {
+            let _ = tokio::task::spawn_blocking(move || checkpointer.stop()).await;
         }
     }
 }

@@ -55,7 +55,7 @@ async fn a_buy_trigger_fired_by_a_price_notifies_its_user(f: Fixture) {
     assert_eq!(note.kind, NotificationKind::TriggerExecuted);
     assert_eq!(
         note.message,
-        "Your buy trigger on ABC bought 5 shares at 9.00 for 45.00."
+        "Your buy trigger on ABC bought 5 shares at $9.00 for $45.00."
     );
     assert_eq!(
         (note.user.as_str(), note.txn, note.created_ms, note.read),
@@ -85,8 +85,8 @@ async fn a_trigger_that_cannot_buy_a_share_says_so(f: Fixture) {
     assert_eq!(notes[0].kind, NotificationKind::TriggerUnfilled);
     assert_eq!(
         notes[0].message,
-        "Your buy trigger on ABC fired at 9.00, but its 5.00 could not buy a single share; \
-         the 5.00 is back in your cash."
+        "Your buy trigger on ABC fired at $9.00, but its $5.00 could not buy a single share; \
+         the $5.00 is back in your cash."
     );
 }
 
@@ -110,8 +110,8 @@ async fn an_expired_order_notifies_its_user(f: Fixture) {
     assert_eq!(notes[0].txn, 2, "the BUY's transaction");
     assert_eq!(
         notes[0].message,
-        "Your buy of 4 shares of ABC at 12.34 was not committed within 60 seconds and expired; \
-         49.36 is back in your cash."
+        "Your buy of 4 shares of ABC at $12.34 was not committed within 60 seconds and expired; \
+         $49.36 is back in your cash."
     );
 }
 
