@@ -16,12 +16,6 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
-/// mimalloc rather than glibc's allocator: a command allocates many small,
-/// short-lived buffers across threads (request, JSON, reply), where glibc's
-/// arenas spent a tenth of the CPU (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_format);

@@ -80,9 +80,15 @@ where
         let rows = fetch(query.clone()).await?;
         for row in &rows {
             xml::render_row(row, &mut out);
+            // Each chunk starts at its full size: grown from empty by
+            // doubling, every chunk went through a chain of reallocations
+            // up to twice its size, and the heap kept the pieces.
             if out.len() >= CHUNK
                 && tx
-                    .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                    .send(Ok(Bytes::from(std::mem::replace(
+                        &mut out,
+                        String::with_capacity(CHUNK + 4096),
+                    ))))
                     .await
                     .is_err()
             {

@@ -21,7 +21,7 @@ use crate::cluster::wait_until;
 use crate::helpers::BIN;
 use crate::infra::{PrivatePostgres, PrivateRedis};
 use crate::local_cluster::LocalCluster;
-use crate::oracle::{assert_each_command_once, comparable, engine_summary, expected};
+use crate::oracle::{assert_each_command_once, assert_summary_as_read, expected_as_logged};
 
 /// Commands per second of the replays: 4,000 commands take 10 s.
 const RATE: &str = "400";
@@ -58,34 +58,31 @@ async fn survives(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let expected = expected(file);
-    let started = Instant::now();
     let (report, ()) = tokio::join!(cluster.replay_with(file, &out, options), fault);
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(55),
-        "the replay took {took:?}: past an order's life, the oracle no longer applies"
-    );
+    // Each command runs in the oracle at the time the server recorded for
+    // it, so orders expire in both alike however long the faults made the
+    // replay take.
+    let dump = out.join("testLOG");
+    let expected = expected_as_logged(file, &dump);
     assert_eq!(report["failed"], 0, "{report:#}");
     assert_eq!(report["commands"], expected.commands as u64);
-    assert_each_command_once(&out.join("testLOG"), expected.commands);
+    assert_each_command_once(&dump, expected.commands);
     let (clean, said) = cluster.audit();
     assert!(clean, "{said}");
     for (user, account) in &expected.accounts {
-        let reply = cluster
-            .request(
-                Method::GET,
-                &format!("/api/v1/users/{user}"),
-                Some(cluster.token()),
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{user}: {}", reply.text());
-        assert_eq!(
-            comparable(reply.json()),
-            engine_summary(account),
-            "summary of {user}"
-        );
+        assert_summary_as_read(user, account, || async {
+            let reply = cluster
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/users/{user}"),
+                    Some(cluster.token()),
+                    None,
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{user}: {}", reply.text());
+            reply.json()
+        })
+        .await;
     }
 }
 
