@@ -1,9 +1,7 @@
 //! Streaming the audit log as XML, the same way for every back end: rows
 //! are fetched a page at a time by key range, rendered, and sent in chunks
-//! through a small channel. Memory stays flat whatever the log's size, and a
+//! through a small channel, all on one blocking thread. Memory stays flat whatever the log's size, and a
 //! client that stops reading stops the fetching.
-
-use std::future::Future;
 
 use bytes::Bytes;
 use engine::UserId;
@@ -35,19 +33,25 @@ pub(crate) struct LogQuery {
 /// The XML audit log up to row `upto_seq`, of one user or of everyone.
 /// `fetch` reads one page of rows; it is called again after the last row of
 /// each full page until a page comes back short.
-pub(crate) fn stream<F, Fut>(
+///
+/// The whole dump runs on one blocking thread, `fetch` included: each row
+/// is read, rendered and dropped by the thread that allocated it, and only
+/// the chunks cross to the thread that writes them out. Spread over tasks
+/// and threads, a dump of a million rows left a few megabytes in each of
+/// the allocator's per-thread arenas, and its memory grew with the log
+/// (docs/benchmarks.md).
+pub(crate) fn stream<F>(
     fetch: F,
     user: Option<UserId>,
     upto_seq: i64,
-) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<F, Fut>
+) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<F>
 where
-    F: Fn(LogQuery) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Vec<LogRow>, StoreError>> + Send,
+    F: FnMut(LogQuery) -> Result<Vec<LogRow>, StoreError> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(CHANNEL);
-    tokio::spawn(async move {
-        if let Err(error) = render(fetch, user, upto_seq, &tx).await {
-            let _ = tx.send(Err(error)).await;
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = render(fetch, user, upto_seq, &tx) {
+            let _ = tx.blocking_send(Err(error));
         }
     });
     futures::stream::unfold(rx, |mut rx| async move {
@@ -55,15 +59,14 @@ where
     })
 }
 
-async fn render<F, Fut>(
-    fetch: F,
+fn render<F>(
+    mut fetch: F,
     user: Option<UserId>,
     upto_seq: i64,
     tx: &mpsc::Sender<Result<Bytes, StoreError>>,
 ) -> Result<(), StoreError>
 where
-    F: Fn(LogQuery) -> Fut,
-    Fut: Future<Output = Result<Vec<LogRow>, StoreError>>,
+    F: FnMut(LogQuery) -> Result<Vec<LogRow>, StoreError>,
 {
     let mut out = String::with_capacity(CHUNK + 4096);
     out.push_str(xml::HEADER);
@@ -77,19 +80,18 @@ where
         if tx.is_closed() {
             return Ok(()); // the client went away
         }
-        let rows = fetch(query.clone()).await?;
+        let rows = fetch(query.clone())?;
         for row in &rows {
             xml::render_row(row, &mut out);
             // Each chunk starts at its full size: grown from empty by
             // doubling, every chunk went through a chain of reallocations
-            // up to twice its size, and the heap kept the pieces.
+            // up to twice its size.
             if out.len() >= CHUNK
                 && tx
-                    .send(Ok(Bytes::from(std::mem::replace(
+                    .blocking_send(Ok(Bytes::from(std::mem::replace(
                         &mut out,
                         String::with_capacity(CHUNK + 4096),
                     ))))
-                    .await
                     .is_err()
             {
                 return Ok(());
@@ -101,6 +103,6 @@ where
         }
     }
     out.push_str(xml::FOOTER);
-    let _ = tx.send(Ok(Bytes::from(out))).await;
+    let _ = tx.blocking_send(Ok(Bytes::from(out)));
     Ok(())
 }

@@ -186,11 +186,11 @@ impl PgReader {
         upto_seq: i64,
     ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<> {
         let this = self.clone();
+        // The dump runs on a blocking thread (dump.rs); each page's query
+        // runs on the runtime and the thread waits for it.
+        let runtime = tokio::runtime::Handle::current();
         dump::stream(
-            move |query| {
-                let this = this.clone();
-                async move { this.log_rows(query).await }
-            },
+            move |query| runtime.block_on(this.log_rows(query)),
             user,
             upto_seq,
         )

@@ -254,24 +254,30 @@ impl SqliteReader {
         Ok(conn)
     }
 
+    /// Runs `f` on a pooled read-only connection, on this thread.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().expect("not poisoned").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let result = f(&conn);
+        self.pool.lock().expect("not poisoned").push(conn);
+        result
+    }
+
     /// Runs `f` on a pooled read-only connection on a blocking thread.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = this.pool.lock().expect("not poisoned").pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => this.connect()?,
-            };
-            let result = f(&conn);
-            this.pool.lock().expect("not poisoned").push(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("a read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || this.with_conn(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("a read task failed: {e}")))?
     }
 
     /// Whether the database answers.
@@ -430,11 +436,9 @@ impl SqliteReader {
         upto_seq: i64,
     ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<> {
         let this = self.clone();
+        // Each page on a pooled connection, on the dump's own thread.
         dump::stream(
-            move |query| {
-                let this = this.clone();
-                async move { this.log_rows(query).await }
-            },
+            move |query| this.with_conn(|conn| read_log_rows(conn, &query)),
             user,
             upto_seq,
         )
@@ -453,33 +457,7 @@ impl SqliteReader {
     }
 
     async fn log_rows(&self, query: LogQuery) -> Result<Vec<LogRow>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(match query.user {
-                Some(_) => {
-                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                     WHERE user_id = ?3 AND seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?4"
-                }
-                None => {
-                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                     WHERE seq > ?1 AND seq <= ?2 AND ?3 IS NOT NULL ORDER BY seq LIMIT ?4"
-                }
-            })?;
-            let rows = stmt.query_map(
-                params![
-                    query.after_seq,
-                    query.upto_seq,
-                    user_column(query.user.as_ref()),
-                    limit_param(query.limit)
-                ],
-                read_row,
-            )?;
-            let mut page = Vec::new();
-            for row in rows {
-                page.push(row??);
-            }
-            Ok(page)
-        })
-        .await
+        self.read(move |conn| read_log_rows(conn, &query)).await
     }
 
     /// Up to `limit` accounts after `after_user`, in user id order (byte
@@ -585,6 +563,34 @@ impl SqliteReader {
 }
 
 /// Reads a `seq, ts_ms, server, user_id, txn, body` row.
+/// The rows of the log `query` asks for, in `seq` order.
+fn read_log_rows(conn: &Connection, query: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(match query.user {
+        Some(_) => {
+            "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+             WHERE user_id = ?3 AND seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?4"
+        }
+        None => {
+            "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+             WHERE seq > ?1 AND seq <= ?2 AND ?3 IS NOT NULL ORDER BY seq LIMIT ?4"
+        }
+    })?;
+    let rows = stmt.query_map(
+        params![
+            query.after_seq,
+            query.upto_seq,
+            user_column(query.user.as_ref()),
+            limit_param(query.limit)
+        ],
+        read_row,
+    )?;
+    let mut page = Vec::new();
+    for row in rows {
+        page.push(row??);
+    }
+    Ok(page)
+}
+
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LogRow, StoreError>> {
     let user: String = row.get(3)?;
     let body: Vec<u8> = row.get(5)?;
