@@ -1,7 +1,8 @@
 //! Streaming the audit log as XML, the same way for every back end: rows
 //! are fetched a page at a time by key range, rendered, and sent in chunks
-//! through a small channel, all on one blocking thread. Memory stays flat whatever the log's size, and a
-//! client that stops reading stops the fetching.
+//! through a small channel, all on one blocking thread. Memory stays flat
+//! whatever the log's size, and a client that stops reading stops the
+//! fetching.
 
 use bytes::Bytes;
 use engine::UserId;
