@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cluster::wait_until;
 use crate::helpers::{BIN, course_file};
 use crate::local_cluster::LocalCluster;
-use crate::oracle::{assert_each_command_once, assert_summary_as_read, expected_as_logged};
+use crate::oracle::{assert_accounts_as_read, assert_each_command_once, expected_as_logged};
 
 async fn instances_serving(cluster: &LocalCluster, requests: usize) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
@@ -140,21 +140,7 @@ async fn a_replay_survives_an_instance_killed_mid_way() {
         serde_json::from_value(report["rejected_by_code"].clone()).unwrap();
     assert_eq!(rejected, expected.rejected_by_code, "refusals by code");
 
-    for (user, account) in &expected.accounts {
-        assert_summary_as_read(user, account, || async {
-            let reply = cluster
-                .request(
-                    hyper::Method::GET,
-                    &format!("/api/v1/users/{user}"),
-                    Some(cluster.token()),
-                    None,
-                )
-                .await;
-            assert_eq!(reply.status, 200, "{user}: {}", reply.text());
-            reply.json()
-        })
-        .await;
-    }
+    assert_accounts_as_read(&cluster, cluster.token(), &expected.accounts).await;
     // Every command exactly once in the audit log.
     assert_each_command_once(&dump, expected.commands);
     let (clean, said) = cluster.audit();

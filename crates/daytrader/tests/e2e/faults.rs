@@ -21,7 +21,7 @@ use crate::cluster::wait_until;
 use crate::helpers::BIN;
 use crate::infra::{PrivatePostgres, PrivateRedis};
 use crate::local_cluster::LocalCluster;
-use crate::oracle::{assert_each_command_once, assert_summary_as_read, expected_as_logged};
+use crate::oracle::{assert_accounts_as_read, assert_each_command_once, expected_as_logged};
 
 /// Commands per second of the replays: 4,000 commands take 10 s.
 const RATE: &str = "400";
@@ -69,21 +69,7 @@ async fn survives(
     assert_each_command_once(&dump, expected.commands);
     let (clean, said) = cluster.audit();
     assert!(clean, "{said}");
-    for (user, account) in &expected.accounts {
-        assert_summary_as_read(user, account, || async {
-            let reply = cluster
-                .request(
-                    Method::GET,
-                    &format!("/api/v1/users/{user}"),
-                    Some(cluster.token()),
-                    None,
-                )
-                .await;
-            assert_eq!(reply.status, 200, "{user}: {}", reply.text());
-            reply.json()
-        })
-        .await;
-    }
+    assert_accounts_as_read(cluster, cluster.token(), &expected.accounts).await;
 }
 
 #[tokio::test]

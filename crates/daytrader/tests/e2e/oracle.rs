@@ -14,7 +14,10 @@ use std::future::Future;
 use std::path::Path;
 
 use engine::{Account, CommandRequest, Context, execute};
+use hyper::Method;
 use serde_json::Value;
+
+use crate::helpers::Http;
 
 pub struct Expected {
     pub accounts: BTreeMap<String, Account>,
@@ -164,6 +167,31 @@ pub async fn assert_summary_as_read<F: Future<Output = Value>>(
         "summary of {user}, read from {from} to {to} ms:\n{shown:#}\nexpected:\n{:#}",
         candidates[0]
     );
+}
+
+/// Every account of `accounts` read through `http` (`GET
+/// /api/v1/users/{user}` with `token`) is as [`assert_summary_as_read`]
+/// allows.
+pub async fn assert_accounts_as_read(
+    http: &Http,
+    token: &str,
+    accounts: &BTreeMap<String, Account>,
+) {
+    for (user, account) in accounts {
+        assert_summary_as_read(user, account, || async {
+            let reply = http
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/users/{user}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{user}: {}", reply.text());
+            reply.json()
+        })
+        .await;
+    }
 }
 
 /// The machine's clock, as the server reads it.
