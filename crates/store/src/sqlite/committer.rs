@@ -1,28 +1,51 @@
-//! The one thread that writes to the SQLite database.
+//! The SQLite committer: a pipeline of two threads, so that one batch runs
+//! against the accounts in memory while the one before it waits for its
+//! fsync.
 //!
-//! Every write waits in a channel; the committer takes all that are waiting
-//! (up to a bound), runs them in one `BEGIN IMMEDIATE` transaction and
-//! commits once, so one fsync covers the whole batch (group commit). Being
-//! the only writer, it never meets "database is locked", and it can hand out
-//! row numbers from a counter. That is why marking notifications read and
-//! changing API tokens come here too rather than through a second writer
-//! connection.
+//! Every write waits in a channel. The *applier* (this module) takes all
+//! that are waiting (up to a bound), runs them through the engine
+//! ([`batch::apply`]) against the accounts as the batches before it left
+//! them, and hands the result to the *writer* ([`super::writer`]), which
+//! writes it in one `BEGIN IMMEDIATE` transaction, commits (one fsync for
+//! the whole batch) and only then answers the batch's callers. While the
+//! writer commits batch N, the applier already applies batch N + 1.
+//!
+//! What stays true:
+//! - an answer means committed: the writer answers after its COMMIT;
+//! - a user's commands keep their order: batches apply in arrival order
+//!   and commit in that same order;
+//! - a batch that fails to commit takes the batches applied on top of it
+//!   down with it (they ran on its outcome): every batch carries the
+//!   applier's epoch, the writer fails the rest of a failed epoch, and
+//!   the applier starts a new epoch from what the file holds;
+//! - a retry finds its first outcome: a key whose batch is still in
+//!   flight makes the applier wait for that batch's commit, then read it.
+//!
+//! Being the only writer, the committer never meets "database is locked"
+//! and hands out row numbers from a counter. That is why marking
+//! notifications read and changing API tokens come here too rather than
+//! through a second writer connection; they are rare, and run alone, once
+//! the batches before them have committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc as std_mpsc;
 use std::time::Instant;
 
 use engine::UserId;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::writer::{self, Confirm, Item, Sealed, ToWriter};
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, side_code, user_column};
 use crate::record::Record;
 use crate::tokens::TokenChange;
 use crate::{Clock, StoreError};
 
+pub(crate) type Reply = oneshot::Sender<Result<Done, StoreError>>;
+
 pub(crate) enum Msg {
-    Job(Box<Job>, oneshot::Sender<Result<Done, StoreError>>),
+    Job(Box<Job>, Reply),
     MarkRead(MarkRead),
     Token(TokenWrite),
     /// Finish what is queued before this, then stop.
@@ -44,20 +67,26 @@ pub(crate) struct TokenWrite {
 }
 
 pub(crate) struct Committer {
+    /// The writer's connection, handed to its thread at the start.
     pub conn: Connection,
+    /// The applier's own connection, for what is not in memory: accounts
+    /// no recent batch touched, and idempotency records of committed rows.
+    pub read: Connection,
     pub server: String,
     pub clock: Clock,
     pub max_batch: usize,
     pub next_seq: i64,
-    /// The committed state of the accounts recent batches touched.
+    /// The accounts recent batches touched, as the last applied batch
+    /// left them.
     pub accounts: AccountCache,
 }
 
-/// Accounts as last committed, decoded. The committer is the database's
-/// only writer, so what it committed is what the file holds: a batch
-/// starts from here instead of reading and decoding each account again,
-/// which was a third of the committer's time, growing with each account's
-/// pending orders.
+/// Accounts as the batches applied so far left them, decoded. The
+/// committer is the database's only writer, so once its batches have
+/// committed this is what the file holds; until then it is what the file
+/// will hold, and the next batch starts from it. Reading and decoding
+/// each account again had been a third of the committer's time, growing
+/// with each account's pending orders.
 #[derive(Default)]
 pub(crate) struct AccountCache {
     accounts: HashMap<UserId, LoadedAccount>,
@@ -73,14 +102,19 @@ impl AccountCache {
     }
 
     fn insert(&mut self, user: UserId, account: LoadedAccount) {
-        if self.accounts.len() >= Self::MAX_ACCOUNTS && !self.accounts.contains_key(&user) {
-            self.accounts.clear();
-        }
         self.accounts.insert(user, account);
     }
 
     fn forget(&mut self, user: &UserId) {
         self.accounts.remove(user);
+    }
+
+    /// Starts over when full. Only while nothing is in flight: an account
+    /// a batch in flight changed is in the file only once that commits.
+    fn trim(&mut self) {
+        if self.accounts.len() >= Self::MAX_ACCOUNTS {
+            self.accounts.clear();
+        }
     }
 
     /// After a failed batch nothing is sure of the file's state but the
@@ -90,202 +124,340 @@ impl AccountCache {
     }
 }
 
-/// The writes gathered for one transaction.
+/// Batches sent to the writer and not yet confirmed.
 #[derive(Default)]
-struct Pending {
-    jobs: Vec<Job>,
-    replies: Vec<oneshot::Sender<Result<Done, StoreError>>>,
-    marks: Vec<MarkRead>,
-    tokens: Vec<TokenWrite>,
+struct InFlight {
+    /// Batch ids, oldest first.
+    batches: VecDeque<u64>,
+    /// The idempotency keys those batches executed, by batch id.
+    keys: HashMap<(String, i64), u64>,
+    by_batch: HashMap<u64, Vec<(String, i64)>>,
 }
 
-impl Pending {
-    fn len(&self) -> usize {
-        self.jobs.len() + self.marks.len() + self.tokens.len()
+impl InFlight {
+    fn confirmed(&mut self, id: u64) {
+        self.batches.retain(|&b| b != id);
+        for key in self.by_batch.remove(&id).unwrap_or_default() {
+            if self.keys.get(&key) == Some(&id) {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.keys.clear();
+        self.by_batch.clear();
     }
 }
 
+/// The applier: the committer's first stage, on its own thread.
+struct Applier {
+    read: Connection,
+    server: String,
+    clock: Clock,
+    max_batch: usize,
+    next_seq: i64,
+    accounts: AccountCache,
+    to_writer: std_mpsc::SyncSender<Item>,
+    confirms: std_mpsc::Receiver<Confirm>,
+    next_id: u64,
+    /// Bumped when a batch fails: every batch applied on the failed one's
+    /// outcome carries the same epoch, and fails with it.
+    epoch: u64,
+    in_flight: InFlight,
+}
+
 impl Committer {
-    pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut pending = Pending::default();
-        let mut stop = None;
-        while stop.is_none() {
+    /// Runs the pipeline until the channel closes or a stop arrives: the
+    /// writer on a thread of its own, the applier on this one.
+    pub fn run(self, rx: mpsc::Receiver<Msg>) {
+        // One batch waiting for the writer while it commits another: the
+        // applier runs at most one batch ahead, and while it waits, jobs
+        // gather in the channel into the next, larger batch.
+        let (to_writer, from_applier) = std_mpsc::sync_channel(1);
+        let (confirm, confirms) = std_mpsc::channel();
+        let conn = self.conn;
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(conn, from_applier, confirm));
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the SQLite writer thread");
+                return;
+            }
+        };
+        let mut applier = Applier {
+            read: self.read,
+            server: self.server,
+            clock: self.clock,
+            max_batch: self.max_batch,
+            next_seq: self.next_seq,
+            accounts: self.accounts,
+            to_writer,
+            confirms,
+            next_id: 0,
+            epoch: 0,
+            in_flight: InFlight::default(),
+        };
+        let stop = applier.run(rx);
+        drop(applier);
+        let _ = writer.join();
+        if let Some(ack) = stop {
+            let _ = ack.send(());
+        }
+    }
+}
+
+impl Applier {
+    fn run(&mut self, mut rx: mpsc::Receiver<Msg>) -> Option<oneshot::Sender<()>> {
+        let mut jobs = Vec::new();
+        let mut replies = Vec::new();
+        loop {
             let Some(first) = rx.blocking_recv() else {
-                break;
+                self.drain();
+                return None;
             };
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Job(job, reply) => {
-                        pending.jobs.push(*job);
-                        pending.replies.push(reply);
+                        jobs.push(*job);
+                        replies.push(reply);
+                        if jobs.len() < self.max_batch {
+                            next = rx.try_recv().ok();
+                        }
                     }
-                    Msg::MarkRead(mark) => pending.marks.push(mark),
-                    Msg::Token(token) => pending.tokens.push(token),
+                    // Rare, and touching what batches write: they run
+                    // alone, after what came before them.
+                    Msg::MarkRead(mark) => {
+                        self.batch(&mut jobs, &mut replies);
+                        self.drain();
+                        let user = mark.user.clone();
+                        self.alone(ToWriter::MarkRead(mark));
+                        // Its version moved on in the file.
+                        self.accounts.forget(&user);
+                    }
+                    Msg::Token(token) => {
+                        self.batch(&mut jobs, &mut replies);
+                        self.alone(ToWriter::Token(token));
+                    }
                     Msg::Stop(ack) => {
-                        stop = Some(ack);
-                        break;
+                        self.batch(&mut jobs, &mut replies);
+                        self.drain();
+                        return Some(ack);
                     }
                 }
-                if pending.len() < self.max_batch {
-                    next = rx.try_recv().ok();
-                }
             }
-            if pending.len() > 0 {
-                self.commit_and_answer(&mut pending);
-            }
-        }
-        drop(self.conn);
-        if let Some(ack) = stop {
-            let _ = ack.send(());
+            self.batch(&mut jobs, &mut replies);
         }
     }
 
-    fn commit_and_answer(&mut self, pending: &mut Pending) {
+    /// Sends something to the writer and waits until it is done.
+    fn alone(&mut self, item: ToWriter) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.in_flight.batches.push_back(id);
+        if self.to_writer.send(item.with_id(id, self.epoch)).is_err() {
+            self.in_flight.batches.pop_back();
+            return;
+        }
+        self.drain();
+    }
+
+    /// Waits until every batch sent has committed (or failed).
+    fn drain(&mut self) {
+        while !self.in_flight.batches.is_empty() {
+            match self.confirms.recv() {
+                Ok(confirm) => self.confirmed(confirm),
+                Err(_) => {
+                    self.in_flight.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes in what the writer has confirmed so far, without waiting.
+    fn poll_confirms(&mut self) {
+        while let Ok(confirm) = self.confirms.try_recv() {
+            self.confirmed(confirm);
+        }
+    }
+
+    fn confirmed(&mut self, confirm: Confirm) {
+        self.in_flight.confirmed(confirm.id);
+        if !confirm.committed && confirm.epoch == self.epoch {
+            // Every batch applied after the failed one ran on its outcome,
+            // and the writer fails them too: start over from the file.
+            self.epoch += 1;
+            self.accounts.clear();
+            self.in_flight.keys.clear();
+            self.in_flight.by_batch.clear();
+        }
+    }
+
+    /// Applies the jobs gathered and sends the result to the writer. A
+    /// batch that cannot be applied (the file cannot be read) is answered
+    /// with the error at once.
+    fn batch(&mut self, jobs: &mut Vec<Job>, replies: &mut Vec<Reply>) {
+        if jobs.is_empty() {
+            return;
+        }
+        self.poll_confirms();
+        if self.in_flight.batches.is_empty() {
+            self.accounts.trim();
+        }
         let started = Instant::now();
-        let first_seq = self.next_seq;
-        match self.commit(pending) {
-            Ok((applied, marked, tokens)) => {
-                metrics::histogram!("store_batch_size").record(pending.jobs.len() as f64);
-                metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
-                for (reply, result) in pending.replies.drain(..).zip(applied.results) {
-                    let _ = reply.send(result.map_err(StoreError::Job));
+        match self.apply(jobs) {
+            Ok((applied, now_ms)) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let keys: Vec<(String, i64)> = applied
+                    .rows
+                    .iter()
+                    .filter_map(|new| {
+                        Some((user_column(new.row.user.as_ref()).to_owned(), new.idem_key?))
+                    })
+                    .collect();
+                for key in &keys {
+                    self.in_flight.keys.insert(key.clone(), id);
                 }
-                for (mark, count) in pending.marks.drain(..).zip(marked) {
-                    let _ = mark.reply.send(Ok(count));
-                }
-                for (token, answer) in pending.tokens.drain(..).zip(tokens) {
-                    let _ = token.reply.send(Ok(answer));
+                self.in_flight.by_batch.insert(id, keys);
+                self.in_flight.batches.push_back(id);
+                let sealed = Sealed {
+                    applied,
+                    replies: std::mem::take(replies),
+                    started,
+                    jobs: jobs.len(),
+                    now_ms,
+                };
+                if self
+                    .to_writer
+                    .send(ToWriter::Batch(sealed).with_id(id, self.epoch))
+                    .is_err()
+                {
+                    // The writer is gone: nothing more can commit.
+                    self.in_flight.confirmed(id);
                 }
             }
             Err(error) => {
-                // Nothing of the batch was written: hand its row numbers out again.
-                self.next_seq = first_seq;
-                self.accounts.clear();
-                tracing::error!(%error, jobs = pending.jobs.len(), "a SQLite batch failed and was rolled back");
+                tracing::error!(%error, jobs = jobs.len(), "a SQLite batch could not be applied");
                 metrics::counter!("store_batch_failures_total").increment(1);
-                for reply in pending.replies.drain(..) {
+                for reply in replies.drain(..) {
                     let _ = reply.send(Err(error.for_another_caller()));
                 }
-                for mark in pending.marks.drain(..) {
-                    let _ = mark.reply.send(Err(error.for_another_caller()));
-                }
-                for token in pending.tokens.drain(..) {
-                    let _ = token.reply.send(Err(error.for_another_caller()));
-                }
             }
         }
-        pending.jobs.clear();
+        jobs.clear();
     }
 
-    /// Runs everything pending in one transaction: returns what the jobs
-    /// came to, how many notifications each mark changed and each token
-    /// write's answer.
-    fn commit(&mut self, pending: &Pending) -> Result<(Applied, Vec<u64>, Vec<i64>), StoreError> {
-        let jobs = &pending.jobs;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Before the batch's own writes: a reader can only have seen (and
-        // be marking) notifications committed earlier, so the ones this
-        // batch creates stay unread.
-        let marked = pending
-            .marks
-            .iter()
-            .map(|mark| mark_read(&tx, mark))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tokens = pending
-            .tokens
-            .iter()
-            .map(|token| change_token(&tx, &token.change))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Marking notifications read moved those accounts' versions on, in
-        // this transaction: the batch must start from that version.
-        for (mark, &changed) in pending.marks.iter().zip(&marked) {
-            if changed > 0 {
-                self.accounts.forget(&mark.user);
-            }
-        }
+    /// Loads what the jobs need and runs them through the engine.
+    fn apply(&mut self, jobs: &[Job]) -> Result<(Applied, i64), StoreError> {
         let (users, keys) = batch::keys(jobs);
-
         let mut accounts = HashMap::with_capacity(users.len());
-        {
-            let mut load =
-                tx.prepare_cached("SELECT state, version FROM accounts WHERE user_id = ?1")?;
-            for user in users {
-                if let Some(cached) = self.accounts.get(&user) {
-                    accounts.insert(user, cached.clone());
-                    continue;
-                }
-                let found = load
-                    .query_row([user.as_str()], |row| {
-                        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
-                    })
-                    .optional()?;
-                if let Some((state, version)) = found {
-                    let account = decode_account(&user, &state)?;
-                    let loaded = LoadedAccount { account, version };
-                    // Committed state: true whatever this batch comes to.
-                    self.accounts.insert(user.clone(), loaded.clone());
-                    accounts.insert(user, loaded);
-                }
+        for user in users {
+            if let Some(cached) = self.accounts.get(&user) {
+                accounts.insert(user, cached.clone());
+                continue;
+            }
+            // Not in memory, so no batch in flight touched it: the file
+            // has it as it is.
+            let found = self
+                .read
+                .prepare_cached("SELECT state, version FROM accounts WHERE user_id = ?1")?
+                .query_row([user.as_str()], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            if let Some((state, version)) = found {
+                let account = decode_account(&user, &state)?;
+                let loaded = LoadedAccount { account, version };
+                self.accounts.insert(user.clone(), loaded.clone());
+                accounts.insert(user, loaded);
             }
         }
 
         let mut prior = HashMap::new();
-        {
-            let mut find = tx.prepare_cached(
-                "SELECT seq, ts_ms, txn, body FROM log WHERE user_id = ?1 AND idem_key = ?2",
-            )?;
-            for (user, key) in keys {
-                let found = find
-                    .query_row(params![user, key], |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get::<_, Vec<u8>>(3)?,
-                        ))
-                    })
-                    .optional()?;
-                if let Some((seq, ts_ms, txn, body)) = found {
-                    let record = Record::decode(&body)
-                        .map_err(|e| StoreError::Corrupt(format!("log row {seq}: {e}")))?;
-                    prior.insert(
-                        (user, key),
-                        PriorRow {
-                            seq,
-                            ts_ms,
-                            txn,
-                            record,
-                        },
-                    );
-                }
+        for key in keys {
+            // Executed by a batch still in flight: its outcome is known
+            // once it commits (or it failed, and the key is new again).
+            if let Some(&batch) = self.in_flight.keys.get(&key) {
+                self.wait_for(batch);
+            }
+            if let Some(earlier) = self.find(&key)? {
+                prior.insert(key, earlier);
             }
         }
 
         let now_ms = (self.clock)();
         let next_seq = &mut self.next_seq;
-        let mut applied = batch::apply(jobs, accounts, prior, now_ms, &self.server, || {
+        let applied = batch::apply(jobs, accounts, prior, now_ms, &self.server, || {
             let seq = *next_seq;
             *next_seq += 1;
             seq
         });
-        write(&tx, &applied, now_ms)?;
-        tx.commit()?;
-        for write in std::mem::take(&mut applied.accounts) {
+        for write in &applied.accounts {
             let loaded = LoadedAccount {
-                account: write.account,
+                account: write.account.clone(),
                 version: write.version,
             };
-            self.accounts.insert(write.user, loaded);
+            self.accounts.insert(write.user.clone(), loaded);
         }
-        Ok((applied, marked, tokens))
+        Ok((applied, now_ms))
+    }
+
+    /// Waits until batch `id` is confirmed.
+    fn wait_for(&mut self, id: u64) {
+        while self.in_flight.batches.contains(&id) {
+            match self.confirms.recv() {
+                Ok(confirm) => self.confirmed(confirm),
+                Err(_) => {
+                    self.in_flight.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The committed row of an idempotency key.
+    fn find(&self, (user, key): &(String, i64)) -> Result<Option<PriorRow>, StoreError> {
+        let found = self
+            .read
+            .prepare_cached(
+                "SELECT seq, ts_ms, txn, body FROM log WHERE user_id = ?1 AND idem_key = ?2",
+            )?
+            .query_row(params![user, key], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .optional()?;
+        found
+            .map(|(seq, ts_ms, txn, body)| {
+                let record = Record::decode(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("log row {seq}: {e}")))?;
+                Ok(PriorRow {
+                    seq,
+                    ts_ms,
+                    txn,
+                    record,
+                })
+            })
+            .transpose()
     }
 }
 
 /// Writes what a batch produced, inside its transaction.
-fn write(tx: &Transaction<'_>, applied: &Applied, now_ms: i64) -> Result<(), StoreError> {
+pub(super) fn write(
+    tx: &Transaction<'_>,
+    applied: &Applied,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
@@ -350,7 +522,7 @@ fn write(tx: &Transaction<'_>, applied: &Applied, now_ms: i64) -> Result<(), Sto
     Ok(())
 }
 
-fn mark_read(tx: &Transaction<'_>, mark: &MarkRead) -> Result<u64, StoreError> {
+pub(super) fn mark_read(tx: &Transaction<'_>, mark: &MarkRead) -> Result<u64, StoreError> {
     let user = mark.user.as_str();
     let changed = match &mark.ids {
         None => tx
@@ -376,7 +548,7 @@ fn mark_read(tx: &Transaction<'_>, mark: &MarkRead) -> Result<u64, StoreError> {
     Ok(changed as u64)
 }
 
-fn change_token(tx: &Transaction<'_>, change: &TokenChange) -> Result<i64, StoreError> {
+pub(super) fn change_token(tx: &Transaction<'_>, change: &TokenChange) -> Result<i64, StoreError> {
     Ok(match change {
         TokenChange::Create(token) => {
             tx.prepare_cached(

@@ -5,6 +5,7 @@
 mod checkpointer;
 mod committer;
 mod schema;
+mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -102,8 +103,15 @@ impl SqliteStore {
                 r.get(0)
             })?;
         let (queue, rx) = mpsc::channel(QUEUE);
+        // The committer's applier reads what is not in its memory through
+        // a connection of its own (the writer's is busy committing).
+        let read = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         let committer = Committer {
             conn,
+            read,
             server: options.server,
             clock: options.clock,
             max_batch: options.max_batch.max(1),
