@@ -1,11 +1,13 @@
 //! Group commit on PostgreSQL, safe with many instances on one database.
 //!
 //! A few committer tasks share one queue; each takes every job waiting (up
-//! to a bound) and runs them in one transaction, in as few round trips as it
-//! can: BEGIN; lock the batch's accounts; read its idempotency records and
-//! take its row numbers (one query); apply ([`batch::apply`]); write every
+//! to a bound) and runs them in one transaction, in four round trips:
+//! BEGIN; lock the batch's accounts, read its idempotency records and take
+//! its row numbers (one statement); apply ([`batch::apply`]); write every
 //! table (one statement); COMMIT. Batches with users who have no account
-//! yet take two more (see below).
+//! yet take three more (see below). While one committer waits for its
+//! COMMIT (the fsync), the others run their batches: more than one batch
+//! is in flight per instance.
 //!
 //! Consistency between instances comes from row locks: a batch locks the
 //! accounts of its users (`FOR UPDATE`, in user id order, so batches never
@@ -121,7 +123,7 @@ impl Committer {
         self.db.check()?;
         let mut conn = self
             .db
-            .pool()
+            .commit_pool()
             .acquire()
             .await
             .map_err(|e| self.db.failed(e))?;
@@ -156,8 +158,11 @@ impl Committer {
         let mut tx = conn.begin().await?;
 
         let names: Vec<&str> = users.iter().map(UserId::as_str).collect();
-        let mut accounts = HashMap::with_capacity(users.len());
-        lock_accounts(&mut tx, &names, &mut accounts).await?;
+        let Loaded {
+            mut accounts,
+            mut prior,
+            mut seqs,
+        } = lock_and_load(&mut tx, &names, &keys, jobs.len()).await?;
         let missing: Vec<&str> = names
             .iter()
             .copied()
@@ -173,11 +178,13 @@ impl Committer {
                 .bind(&lock_keys)
                 .execute(&mut *tx)
                 .await?;
-            // A new statement sees what committed while it waited.
+            // A new statement sees what committed while it waited: the
+            // accounts, and the rows and row numbers of whoever created
+            // them first (the numbers taken before the lock would come
+            // before theirs; unused numbers are harmless gaps).
             lock_accounts(&mut tx, &missing, &mut accounts).await?;
+            (prior, seqs) = load_prior_and_number_rows(&mut tx, &keys, jobs.len()).await?;
         }
-
-        let (prior, seqs) = load_prior_and_number_rows(&mut tx, &keys, jobs.len()).await?;
         let mut seqs = seqs.into_iter();
 
         let now_ms = (self.clock)();
@@ -193,6 +200,94 @@ impl Committer {
         tx.commit().await?;
         Ok(applied)
     }
+}
+
+/// What a batch starts from: its users' locked accounts, the already
+/// executed keys among its jobs', and fresh row numbers.
+struct Loaded {
+    accounts: HashMap<UserId, LoadedAccount>,
+    prior: HashMap<(String, i64), PriorRow>,
+    seqs: Vec<i64>,
+}
+
+/// Locks the batch's existing accounts, reads its idempotency records and
+/// takes `rows` row numbers, in one round trip. `UNION ALL` runs its parts
+/// in order, so the numbers are taken once the locks are held: a user's
+/// rows are numbered in the order they ran. A key another instance
+/// committed while this statement waited for a lock is not seen (the
+/// statement's snapshot is older); the unique index on idempotency keys
+/// then refuses the second row, and the batch runs again.
+const LOCK_AND_LOAD: &str = "
+WITH locked AS MATERIALIZED (
+    SELECT user_id, state, version FROM accounts WHERE user_id = ANY($1)
+    ORDER BY user_id FOR UPDATE
+)
+SELECT 0 AS part, user_id, state, version,
+       NULL::int8 AS idem_key, NULL::int8 AS seq, NULL::int8 AS ts_ms, NULL::int8 AS txn,
+       NULL::bytea AS body
+FROM locked
+UNION ALL
+SELECT 1, l.user_id, NULL, NULL, l.idem_key, l.seq, l.ts_ms, l.txn, l.body
+FROM unnest($2::text[], $3::int8[]) AS k(user_id, idem_key)
+JOIN log l ON l.user_id = k.user_id AND l.idem_key = k.idem_key
+WHERE l.idem_key IS NOT NULL
+UNION ALL
+SELECT 2, NULL, NULL, NULL, NULL, nextval('log_seq'), NULL, NULL, NULL
+FROM generate_series(1, $4::int8)";
+
+async fn lock_and_load(
+    conn: &mut PgConnection,
+    users: &[&str],
+    keys: &[(String, i64)],
+    rows: usize,
+) -> Result<Loaded, Failure> {
+    let (key_users, idem): (Vec<&str>, Vec<i64>) =
+        keys.iter().map(|(user, key)| (user.as_str(), *key)).unzip();
+    let found = sqlx::query(LOCK_AND_LOAD)
+        .bind(users)
+        .bind(&key_users)
+        .bind(&idem)
+        .bind(rows as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut loaded = Loaded {
+        accounts: HashMap::with_capacity(users.len()),
+        prior: HashMap::new(),
+        seqs: Vec::with_capacity(rows),
+    };
+    for row in found {
+        match row.try_get::<i32, _>("part")? {
+            0 => {
+                let user = parse_user(row.try_get("user_id")?)?;
+                let account = decode_account(&user, row.try_get("state")?)?;
+                let version = row.try_get("version")?;
+                loaded
+                    .accounts
+                    .insert(user, LoadedAccount { account, version });
+            }
+            1 => {
+                let (key, earlier) = prior_row(&row)?;
+                loaded.prior.insert(key, earlier);
+            }
+            _ => loaded.seqs.push(row.try_get("seq")?),
+        }
+    }
+    loaded.seqs.sort_unstable();
+    Ok(loaded)
+}
+
+/// An already executed row, under its (user, key).
+fn prior_row(row: &sqlx::postgres::PgRow) -> Result<((String, i64), PriorRow), Failure> {
+    let seq: i64 = row.try_get("seq")?;
+    let record = Record::decode(row.try_get("body")?)
+        .map_err(|e| StoreError::Corrupt(format!("log row {seq}: {e}")))?;
+    let earlier = PriorRow {
+        seq,
+        ts_ms: row.try_get("ts_ms")?,
+        txn: row.try_get("txn")?,
+        record,
+    };
+    Ok(((row.try_get("user_id")?, row.try_get("idem_key")?), earlier))
 }
 
 /// Locks the existing accounts among `users` and loads them into `into`.
@@ -247,25 +342,235 @@ async fn load_prior_and_number_rows(
     let mut prior = HashMap::new();
     let mut seqs = Vec::with_capacity(rows);
     for row in found {
-        let seq: i64 = row.try_get("seq")?;
-        let Some(user) = row.try_get::<Option<String>, _>("user_id")? else {
-            seqs.push(seq);
+        if row.try_get::<Option<&str>, _>("user_id")?.is_none() {
+            seqs.push(row.try_get("seq")?);
             continue;
-        };
-        let record = Record::decode(row.try_get("body")?)
-            .map_err(|e| StoreError::Corrupt(format!("log row {seq}: {e}")))?;
-        let earlier = PriorRow {
-            seq,
-            ts_ms: row.try_get("ts_ms")?,
-            txn: row.try_get("txn")?,
-            record,
-        };
-        prior.insert((user, row.try_get("idem_key")?), earlier);
+        }
+        let (key, earlier) = prior_row(&row)?;
+        prior.insert(key, earlier);
     }
     // One session's nextval calls increase; the sort only makes the order
     // independent of how rows come back.
     seqs.sort_unstable();
     Ok((prior, seqs))
+}
+
+/// The arrays bound to one statement, one per column, with their
+/// placeholders (`$n::type`) numbered in the order they are bound. The SQL
+/// names each table's set by what it holds and never a number, so adding
+/// a table (or a column) cannot shift another's parameters.
+#[derive(Default)]
+struct Placeholders {
+    bound: usize,
+}
+
+impl Placeholders {
+    /// The placeholders of the next `types.len()` parameters, comma
+    /// separated.
+    fn next(&mut self, types: &[&str]) -> String {
+        let mut out = Vec::with_capacity(types.len());
+        for ty in types {
+            self.bound += 1;
+            out.push(format!("${}::{ty}", self.bound));
+        }
+        out.join(", ")
+    }
+}
+
+type PgQuery<'q, O> = sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+/// Columns of new `log` rows. Sorted by idempotency key, so that two
+/// batches inserting the same keys wait on each other in one order rather
+/// than deadlock.
+struct LogArrays<'a> {
+    seq: Vec<i64>,
+    user: Vec<&'a str>,
+    txn: Vec<i64>,
+    idem_key: Vec<Option<i64>>,
+    body: Vec<Vec<u8>>,
+}
+
+impl<'a> LogArrays<'a> {
+    const TYPES: &'static [&'static str] = &["int8[]", "text[]", "int8[]", "int8[]", "bytea[]"];
+
+    fn of(applied: &'a Applied) -> LogArrays<'a> {
+        let mut rows: Vec<_> = applied.rows.iter().collect();
+        rows.sort_by_key(|&r| (user_column(r.row.user.as_ref()), r.idem_key));
+        LogArrays {
+            seq: rows.iter().map(|r| r.row.seq).collect(),
+            user: rows
+                .iter()
+                .map(|r| user_column(r.row.user.as_ref()))
+                .collect(),
+            txn: rows.iter().map(|r| r.row.txn).collect(),
+            idem_key: rows.iter().map(|r| r.idem_key).collect(),
+            body: rows.iter().map(|r| r.row.record.encode()).collect(),
+        }
+    }
+
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        query
+            .bind(&self.seq)
+            .bind(&self.user)
+            .bind(&self.txn)
+            .bind(&self.idem_key)
+            .bind(&self.body)
+    }
+}
+
+/// The `accounts` columns of some account writes.
+struct AccountArrays<'a> {
+    user: Vec<&'a str>,
+    state: Vec<Vec<u8>>,
+    version: Vec<i64>,
+}
+
+impl<'a> AccountArrays<'a> {
+    const TYPES: &'static [&'static str] = &["text[]", "bytea[]", "int8[]"];
+
+    fn of(writes: &[&'a batch::AccountWrite]) -> AccountArrays<'a> {
+        AccountArrays {
+            user: writes.iter().map(|w| w.user.as_str()).collect(),
+            state: writes.iter().map(|w| encode_account(&w.account)).collect(),
+            version: writes.iter().map(|w| w.version).collect(),
+        }
+    }
+
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        query.bind(&self.user).bind(&self.state).bind(&self.version)
+    }
+}
+
+/// The armed triggers of the users whose triggers changed: `users` lists
+/// them (their old rows not in the new set go), the other arrays are the
+/// new set.
+struct TriggerArrays<'a> {
+    users: Vec<&'a str>,
+    symbol: Vec<&'a str>,
+    side: Vec<i16>,
+    user: Vec<&'a str>,
+    price: Vec<i64>,
+}
+
+impl<'a> TriggerArrays<'a> {
+    const TYPES: &'static [&'static str] = &["text[]", "text[]", "int2[]", "text[]", "int8[]"];
+
+    fn of(applied: &'a Applied) -> TriggerArrays<'a> {
+        let rearmed: Vec<_> = applied
+            .accounts
+            .iter()
+            .filter_map(|write| Some((write.user.as_str(), write.triggers.as_ref()?)))
+            .collect();
+        let armed: Vec<_> = rearmed
+            .iter()
+            .flat_map(|(user, triggers)| triggers.iter().map(move |t| (*user, t)))
+            .collect();
+        TriggerArrays {
+            users: rearmed.iter().map(|(user, _)| *user).collect(),
+            symbol: armed.iter().map(|(_, t)| t.symbol.as_str()).collect(),
+            side: armed.iter().map(|(_, t)| side_code(t.side)).collect(),
+            user: armed.iter().map(|(user, _)| *user).collect(),
+            price: armed.iter().map(|(_, t)| t.trigger_price.cents()).collect(),
+        }
+    }
+
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        query
+            .bind(&self.users)
+            .bind(&self.symbol)
+            .bind(&self.side)
+            .bind(&self.user)
+            .bind(&self.price)
+    }
+}
+
+/// New notifications, in the order the events happened (unnest keeps array
+/// order, so their ids follow it).
+struct NotificationArrays<'a> {
+    user: Vec<&'a str>,
+    created_ms: Vec<i64>,
+    kind: Vec<&'a str>,
+    message: Vec<&'a str>,
+    txn: Vec<i64>,
+}
+
+impl<'a> NotificationArrays<'a> {
+    const TYPES: &'static [&'static str] = &["text[]", "int8[]", "text[]", "text[]", "int8[]"];
+
+    fn of(applied: &'a Applied) -> NotificationArrays<'a> {
+        let notes = &applied.notifications;
+        NotificationArrays {
+            user: notes.iter().map(|n| n.user.as_str()).collect(),
+            created_ms: notes.iter().map(|n| n.created_ms).collect(),
+            kind: notes.iter().map(|n| n.kind.as_str()).collect(),
+            message: notes.iter().map(|n| n.message.as_str()).collect(),
+            txn: notes.iter().map(|n| n.txn).collect(),
+        }
+    }
+
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        query
+            .bind(&self.user)
+            .bind(&self.created_ms)
+            .bind(&self.kind)
+            .bind(&self.message)
+            .bind(&self.txn)
+    }
+}
+
+/// The credentials of registrations.
+struct CredentialArrays<'a> {
+    user: Vec<&'a str>,
+    hash: Vec<&'a str>,
+    created_ms: Vec<i64>,
+}
+
+impl<'a> CredentialArrays<'a> {
+    const TYPES: &'static [&'static str] = &["text[]", "text[]", "int8[]"];
+
+    fn of(applied: &'a Applied) -> CredentialArrays<'a> {
+        let credentials = &applied.credentials;
+        CredentialArrays {
+            user: credentials.iter().map(|c| c.user.as_str()).collect(),
+            hash: credentials
+                .iter()
+                .map(|c| c.password_hash.as_str())
+                .collect(),
+            created_ms: credentials.iter().map(|c| c.created_ms).collect(),
+        }
+    }
+
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        query
+            .bind(&self.user)
+            .bind(&self.hash)
+            .bind(&self.created_ms)
+    }
+}
+
+/// Everything a batch writes, as the arrays of [`WRITE`], bound in the
+/// order the statement's placeholders were numbered.
+struct WriteArrays<'a> {
+    now_ms: i64,
+    server: &'a str,
+    log: LogArrays<'a>,
+    changed: AccountArrays<'a>,
+    created: AccountArrays<'a>,
+    triggers: TriggerArrays<'a>,
+    notifications: NotificationArrays<'a>,
+    credentials: CredentialArrays<'a>,
+}
+
+impl WriteArrays<'_> {
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        let query = query.bind(self.now_ms).bind(self.server);
+        let query = self.log.bind(query);
+        let query = self.changed.bind(query);
+        let query = self.created.bind(query);
+        let query = self.triggers.bind(query);
+        let query = self.notifications.bind(query);
+        self.credentials.bind(query)
+    }
 }
 
 /// Writes what a batch produced in one statement: each table's rows go in
@@ -276,28 +581,39 @@ async fn load_prior_and_number_rows(
 /// The armed triggers of a user whose triggers changed are replaced
 /// without touching a row twice (which one statement may not): rows not in
 /// the new set are deleted, rows in it are upserted.
-const WRITE: &str = "
+static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // In the order of WriteArrays::bind.
+    let mut p = Placeholders::default();
+    let now_ms = p.next(&["int8"]);
+    let server = p.next(&["text"]);
+    let log = p.next(LogArrays::TYPES);
+    let changed = p.next(AccountArrays::TYPES);
+    let created = p.next(AccountArrays::TYPES);
+    let rearmed_users = p.next(&TriggerArrays::TYPES[..1]);
+    let armed = p.next(&TriggerArrays::TYPES[1..]);
+    let notifications = p.next(NotificationArrays::TYPES);
+    let credentials = p.next(CredentialArrays::TYPES);
+    format!(
+        "
 WITH logged AS (
     INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body)
-    SELECT seq, $1, $2, user_id, txn, idem_key, body
-    FROM unnest($3::int8[], $4::text[], $5::int8[], $6::int8[], $7::bytea[])
-         AS r(seq, user_id, txn, idem_key, body)
+    SELECT seq, {now_ms}, {server}, user_id, txn, idem_key, body
+    FROM unnest({log}) AS r(seq, user_id, txn, idem_key, body)
 ), changed AS (
-    UPDATE accounts AS a SET state = c.state, version = c.version, updated_ms = $1
-    FROM unnest($8::text[], $9::bytea[], $10::int8[]) AS c(user_id, state, version)
+    UPDATE accounts AS a SET state = c.state, version = c.version, updated_ms = {now_ms}
+    FROM unnest({changed}) AS c(user_id, state, version)
     WHERE a.user_id = c.user_id
 ), created AS (
     INSERT INTO accounts (user_id, state, version, updated_ms)
-    SELECT user_id, state, version, $1
-    FROM unnest($11::text[], $12::bytea[], $13::int8[]) AS n(user_id, state, version)
+    SELECT user_id, state, version, {now_ms}
+    FROM unnest({created}) AS n(user_id, state, version)
     ON CONFLICT (user_id) DO NOTHING
     RETURNING 1
 ), armed AS (
-    SELECT * FROM unnest($15::text[], $16::int2[], $17::text[], $18::int8[])
-         AS t(symbol, side, user_id, trigger_price)
+    SELECT * FROM unnest({armed}) AS t(symbol, side, user_id, trigger_price)
 ), disarmed AS (
     DELETE FROM armed_triggers AS old
-    WHERE old.user_id = ANY($14::text[])
+    WHERE old.user_id = ANY({rearmed_users})
       AND NOT EXISTS (SELECT 1 FROM armed
                       WHERE armed.symbol = old.symbol AND armed.side = old.side
                         AND armed.user_id = old.user_id)
@@ -307,12 +623,14 @@ WITH logged AS (
     ON CONFLICT (symbol, side, user_id) DO UPDATE SET trigger_price = excluded.trigger_price
 ), notified AS (
     INSERT INTO notifications (user_id, created_ms, kind, message, txn)
-    SELECT * FROM unnest($19::text[], $20::int8[], $21::text[], $22::text[], $23::int8[])
+    SELECT * FROM unnest({notifications})
 ), registered AS (
     INSERT INTO credentials (user_id, password_hash, created_ms)
-    SELECT * FROM unnest($24::text[], $25::text[], $26::int8[])
+    SELECT * FROM unnest({credentials})
 )
-SELECT count(*) AS created FROM created";
+SELECT count(*) AS created FROM created"
+    )
+});
 
 /// Writes what a batch produced; `false` when a user this batch created
 /// already has an account (another instance created it after this batch
@@ -323,104 +641,43 @@ async fn write(
     now_ms: i64,
     server: &str,
 ) -> Result<bool, Failure> {
-    // Sorted by idempotency key, so that two batches inserting the same
-    // keys wait on each other in one order rather than deadlock.
-    let mut rows: Vec<_> = applied.rows.iter().collect();
-    rows.sort_by_key(|&r| (user_column(r.row.user.as_ref()), r.idem_key));
-    let log_seq: Vec<i64> = rows.iter().map(|r| r.row.seq).collect();
-    let log_user: Vec<&str> = rows
-        .iter()
-        .map(|r| user_column(r.row.user.as_ref()))
-        .collect();
-    let log_txn: Vec<i64> = rows.iter().map(|r| r.row.txn).collect();
-    let log_idem: Vec<Option<i64>> = rows.iter().map(|r| r.idem_key).collect();
-    let log_body: Vec<Vec<u8>> = rows.iter().map(|r| r.row.record.encode()).collect();
-
+    // Each registration also created its account: if another instance
+    // created that user first, the count of created accounts tells, and
+    // the batch runs again (and is then refused).
     let (created, changed): (Vec<_>, Vec<_>) =
         applied.accounts.iter().partition(|write| write.is_new());
-    let changed = AccountColumns::of(&changed);
-    let created_columns = AccountColumns::of(&created);
-
-    let rearmed: Vec<_> = applied
-        .accounts
-        .iter()
-        .filter_map(|write| Some((write.user.as_str(), write.triggers.as_ref()?)))
-        .collect();
-    let rearmed_users: Vec<&str> = rearmed.iter().map(|(user, _)| *user).collect();
-    let armed: Vec<_> = rearmed
-        .iter()
-        .flat_map(|(user, triggers)| triggers.iter().map(move |t| (*user, t)))
-        .collect();
-    let armed_symbol: Vec<&str> = armed.iter().map(|(_, t)| t.symbol.as_str()).collect();
-    let armed_side: Vec<i16> = armed.iter().map(|(_, t)| side_code(t.side)).collect();
-    let armed_user: Vec<&str> = armed.iter().map(|(user, _)| *user).collect();
-    let armed_price: Vec<i64> = armed.iter().map(|(_, t)| t.trigger_price.cents()).collect();
-
-    // unnest keeps array order, so notification ids follow the order the
-    // events happened in.
-    let notes = &applied.notifications;
-    let note_user: Vec<&str> = notes.iter().map(|n| n.user.as_str()).collect();
-    let note_created: Vec<i64> = notes.iter().map(|n| n.created_ms).collect();
-    let note_kind: Vec<&str> = notes.iter().map(|n| n.kind.as_str()).collect();
-    let note_message: Vec<&str> = notes.iter().map(|n| n.message.as_str()).collect();
-    let note_txn: Vec<i64> = notes.iter().map(|n| n.txn).collect();
-
-    // Each registration also created its account above: if another
-    // instance created that user first, the count below tells, and the
-    // batch runs again (and is then refused).
-    let credentials = &applied.credentials;
-    let credential_user: Vec<&str> = credentials.iter().map(|c| c.user.as_str()).collect();
-    let credential_hash: Vec<&str> = credentials
-        .iter()
-        .map(|c| c.password_hash.as_str())
-        .collect();
-    let credential_created: Vec<i64> = credentials.iter().map(|c| c.created_ms).collect();
-
-    let inserted: i64 = sqlx::query_scalar(WRITE)
-        .bind(now_ms)
-        .bind(server)
-        .bind(&log_seq)
-        .bind(&log_user)
-        .bind(&log_txn)
-        .bind(&log_idem)
-        .bind(&log_body)
-        .bind(&changed.user)
-        .bind(&changed.state)
-        .bind(&changed.version)
-        .bind(&created_columns.user)
-        .bind(&created_columns.state)
-        .bind(&created_columns.version)
-        .bind(&rearmed_users)
-        .bind(&armed_symbol)
-        .bind(&armed_side)
-        .bind(&armed_user)
-        .bind(&armed_price)
-        .bind(&note_user)
-        .bind(&note_created)
-        .bind(&note_kind)
-        .bind(&note_message)
-        .bind(&note_txn)
-        .bind(&credential_user)
-        .bind(&credential_hash)
-        .bind(&credential_created)
+    let arrays = WriteArrays {
+        now_ms,
+        server,
+        log: LogArrays::of(applied),
+        changed: AccountArrays::of(&changed),
+        created: AccountArrays::of(&created),
+        triggers: TriggerArrays::of(applied),
+        notifications: NotificationArrays::of(applied),
+        credentials: CredentialArrays::of(applied),
+    };
+    let inserted: i64 = arrays
+        .bind(sqlx::query_scalar(WRITE.as_str()))
         .fetch_one(&mut *conn)
         .await?;
     Ok(inserted == created.len() as i64)
 }
 
-/// The `accounts` columns of some account writes, as arrays.
-struct AccountColumns<'a> {
-    user: Vec<&'a str>,
-    state: Vec<Vec<u8>>,
-    version: Vec<i64>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<'a> AccountColumns<'a> {
-    fn of(writes: &[&'a batch::AccountWrite]) -> AccountColumns<'a> {
-        AccountColumns {
-            user: writes.iter().map(|w| w.user.as_str()).collect(),
-            state: writes.iter().map(|w| encode_account(&w.account)).collect(),
-            version: writes.iter().map(|w| w.version).collect(),
+    #[test]
+    fn the_write_numbers_every_bound_array_once_in_order() {
+        let bound = 2
+            + LogArrays::TYPES.len()
+            + 2 * AccountArrays::TYPES.len()
+            + TriggerArrays::TYPES.len()
+            + NotificationArrays::TYPES.len()
+            + CredentialArrays::TYPES.len();
+        for n in 1..=bound {
+            assert!(WRITE.contains(&format!("${n}::")), "${n} is missing");
         }
+        assert!(!WRITE.contains(&format!("${}::", bound + 1)));
     }
 }

@@ -37,6 +37,9 @@ pub(crate) struct Db(Arc<Inner>);
 
 struct Inner {
     pool: PgPool,
+    /// The committers' connections: plans made once per connection (see
+    /// [`Db::start`]).
+    commit_pool: PgPool,
     /// For dedicated connections (migrations, leadership): without the
     /// pool's statement timeout, which a migration may need to exceed.
     connect: PgConnectOptions,
@@ -65,26 +68,39 @@ impl Db {
             }
         };
         let connect = connect.application_name(&format!("daytrader {}", options.server));
-        // Custom plans for every execution: the tables start empty and grow
-        // under the same prepared statements, and a generic plan chosen
-        // while `log` held a few rows (a sequential scan) would stay cached
-        // on the connection and slow every batch down as the log grows.
+        // Reads: custom plans for every execution. The tables start empty
+        // and grow under the same prepared statements, and a generic plan
+        // chosen while `log` held a few rows (a sequential scan) would stay
+        // cached on the connection and slow every read down as the log
+        // grows.
         let pooled = connect.clone().options([
             ("statement_timeout", STATEMENT_TIMEOUT),
             ("plan_cache_mode", "force_custom_plan"),
         ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(options.pool_size.max(1))
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(
-                    async move { Ok(meta.idle_for < PING_IF_IDLE || conn.ping().await.is_ok()) },
-                )
-            })
-            .connect_lazy_with(pooled);
+        let pool = pool_of(options.pool_size, options.acquire_timeout, pooled);
+        // The committers run the same few statements on every batch, and
+        // planning them again each time was most of PostgreSQL's CPU per
+        // batch (docs/benchmarks.md). Their statements only ever reach
+        // rows by key, so a plan made once per connection is the right
+        // one whatever the size of the tables, provided it never picks a
+        // sequential scan: `enable_seqscan = off` rules that out (and JIT,
+        // which such a plan's cost would otherwise switch on).
+        let committing = connect.clone().options([
+            ("statement_timeout", STATEMENT_TIMEOUT),
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+            ("jit", "off"),
+        ]);
+        // One connection per committer (a committer holds one at a time),
+        // within the pool size the operator set.
+        let commit_pool = pool_of(
+            (options.committers.max(1) as u32).min(options.pool_size.max(1)),
+            options.acquire_timeout,
+            committing,
+        );
         let db = Db(Arc::new(Inner {
             pool,
+            commit_pool,
             connect,
             acquire_timeout: options.acquire_timeout,
             why: Mutex::new(
@@ -103,6 +119,11 @@ impl Db {
 
     pub fn pool(&self) -> &PgPool {
         &self.0.pool
+    }
+
+    /// The committers' pool.
+    pub fn commit_pool(&self) -> &PgPool {
+        &self.0.commit_pool
     }
 
     pub fn acquire_timeout(&self) -> Duration {
@@ -197,6 +218,21 @@ impl Db {
         sqlx::query("SELECT 1").execute(self.pool()).await?;
         Ok(())
     }
+}
+
+/// A lazy pool: connections are made when first needed. One idle for a
+/// while is pinged before use, so that connections left over from before a
+/// database restart are replaced instead of failing a batch; busy
+/// connections skip the round trip.
+fn pool_of(size: u32, acquire_timeout: Duration, connect: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size.max(1))
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move { Ok(meta.idle_for < PING_IF_IDLE || conn.ping().await.is_ok()) })
+        })
+        .connect_lazy_with(connect)
 }
 
 /// Whether an error means the database (or the way to it) is gone, as

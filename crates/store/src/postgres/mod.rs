@@ -43,7 +43,8 @@ pub struct PgOptions {
     pub clock: Clock,
     /// The most jobs in one transaction.
     pub max_batch: usize,
-    /// Connections in the pool, shared by committers and reads.
+    /// Connections in the pool for reads. The committers have their own,
+    /// one each (at most this many).
     pub pool_size: u32,
     /// The longest anything waits for a pooled connection before answering
     /// [`StoreError::Unavailable`].

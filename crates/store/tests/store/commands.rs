@@ -26,7 +26,10 @@ on_both_back_ends!(
 
 async fn commands_change_accounts_and_are_logged(f: Fixture) {
     let done = f.store.submit(add("u1", 1, "100.00")).await.unwrap();
-    assert_eq!((done.seq, done.txn, done.duplicate), (Some(1), 1, false));
+    // Row numbers increase; PostgreSQL may skip some (a batch with a new
+    // user numbers its rows again once it holds that user's lock).
+    assert!(done.seq.is_some_and(|seq| seq >= 1), "{done:?}");
+    assert_eq!((done.txn, done.duplicate), (1, false));
     let buy = priced("u1", 2, CommandName::Buy, "ABC", "50.00", 1234);
     let done = f.store.submit(buy).await.unwrap();
     assert!(matches!(outcome(&done), Ok(Reply::Pending(order)) if order.shares == 4));

@@ -384,8 +384,10 @@ async fn an_exhausted_pool_answers_unavailable_instead_of_hanging() {
         waiting > 0
     });
 
+    // Reads have connections of their own: a blocked batch holds up none.
     let read = without_hanging(store.reader().account(&user("u2"))).await;
-    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    assert!(read.is_ok(), "{read:?}");
+    // The other committer finds no connection left within the timeout.
     let write = without_hanging(store.submit(add("u2", 1, "1.00"))).await;
     assert!(
         matches!(write, Err(StoreError::Unavailable(_))),
