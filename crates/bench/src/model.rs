@@ -32,6 +32,12 @@ pub const CLUSTER_GENERATED: &str = "cluster-generated";
 pub const CLUSTER_COURSE: &str = "cluster-course";
 pub const SLOW_QUOTE: &str = "cluster-slow-quote";
 pub const HALF_LOAD: &str = "cluster-half-load";
+pub const EMBEDDED_HALF_LOAD: &str = "embedded-half-load";
+/// The generated workload of 1,200 users.
+pub const EMBEDDED_MANY_USERS: &str = "embedded-generated-1200";
+pub const CLUSTER_MANY_USERS: &str = "cluster-generated-1200";
+/// The course's 10-user file through the balancer: 10 connections.
+pub const CLUSTER_COURSE_10: &str = "cluster-course-10";
 /// The replay with N instances is `cluster-N-instances`; three instances
 /// is [`CLUSTER_GENERATED`] itself.
 pub fn scaling_name(instances: u32) -> String {
@@ -310,7 +316,8 @@ impl BenchReport {
 /// the balancer) with the same number of connections.
 pub fn ceiling_for_replay(replay: &ReplayRun) -> &'static str {
     match (replay.deployment.as_str(), replay.name.as_str()) {
-        (_, HALF_LOAD) => BALANCER_C10,
+        (_, HALF_LOAD | CLUSTER_COURSE_10) => BALANCER_C10,
+        (_, EMBEDDED_HALF_LOAD) => DIRECT_C10,
         ("embedded", _) => DIRECT,
         _ => BALANCER,
     }

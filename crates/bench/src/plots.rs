@@ -8,7 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::model::{
-    BenchReport, CLUSTER_COURSE, CLUSTER_GENERATED, EMBEDDED_COURSE, EMBEDDED_GENERATED, HALF_LOAD,
+    BenchReport, CLUSTER_COURSE, CLUSTER_COURSE_10, CLUSTER_GENERATED, CLUSTER_MANY_USERS,
+    EMBEDDED_COURSE, EMBEDDED_GENERATED, EMBEDDED_HALF_LOAD, EMBEDDED_MANY_USERS, HALF_LOAD,
     SLOW_QUOTE,
 };
 use crate::render::thousands;
@@ -86,13 +87,17 @@ fn color(i: usize) -> RGBColor {
 }
 
 /// The replays whose timelines and latencies are drawn.
-const SHOWN: [&str; 6] = [
+const SHOWN: [&str; 10] = [
     EMBEDDED_GENERATED,
     EMBEDDED_COURSE,
+    EMBEDDED_MANY_USERS,
     CLUSTER_GENERATED,
     CLUSTER_COURSE,
+    CLUSTER_MANY_USERS,
+    CLUSTER_COURSE_10,
     SLOW_QUOTE,
     HALF_LOAD,
+    EMBEDDED_HALF_LOAD,
 ];
 
 fn throughput_over_time(

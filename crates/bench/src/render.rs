@@ -11,8 +11,8 @@ use anyhow::bail;
 use loadgen::LatencySummary;
 
 use crate::model::{
-    BALANCER, BALANCER_C10, BenchReport, CLUSTER_GENERATED, Figure, HALF_LOAD, ReplayRun,
-    SLOW_QUOTE, ceiling_for_replay,
+    BALANCER, BALANCER_C10, BenchReport, CLUSTER_GENERATED, EMBEDDED_GENERATED, EMBEDDED_HALF_LOAD,
+    Figure, HALF_LOAD, ReplayRun, SLOW_QUOTE, ceiling_for_replay,
 };
 use crate::plots;
 
@@ -195,8 +195,13 @@ fn targets(r: &BenchReport) -> String {
                 format!("{}/s", thousands(t.value)),
                 format!("{}/s", thousands(t.goal)),
             )
-        } else if t.id.ends_with(".p99") {
+        } else if t.id.ends_with(".p99") || t.id.ends_with(".p50") {
             (format!("{} ms", ms(t.value)), format!("{} ms", ms(t.goal)))
+        } else if t.id.ends_with(".mb-per-s") {
+            (
+                format!("{:.1} MB/s", t.value),
+                format!("{:.0} MB/s", t.goal),
+            )
         } else if t.id.contains("memory") {
             (format!("{:.1} MB", t.value), format!("{:.1} MB", t.goal))
         } else {
@@ -389,18 +394,33 @@ fn reads(r: &BenchReport) -> String {
 }
 
 fn half_load(r: &BenchReport) -> String {
-    let Some(run) = r.replay(HALF_LOAD) else {
-        return "Not measured in this run.".to_owned();
-    };
+    let sections: Vec<String> = [
+        (HALF_LOAD, CLUSTER_GENERATED, "The cluster's"),
+        (
+            EMBEDDED_HALF_LOAD,
+            EMBEDDED_GENERATED,
+            "The embedded server's",
+        ),
+    ]
+    .iter()
+    .filter_map(|&(name, peak, whose)| half_load_of(r, name, peak, whose))
+    .collect();
+    if sections.is_empty() {
+        "Not measured in this run.".to_owned()
+    } else {
+        sections.join("\n\n")
+    }
+}
+
+fn half_load_of(r: &BenchReport, name: &str, peak: &str, whose: &str) -> Option<String> {
+    let run = r.replay(name)?;
     let rep = &run.report;
     let Some(open) = rep.open_loop else {
-        return "The half-load run has no open-loop figures.".to_owned();
+        return Some(format!("`{name}` has no open-loop figures."));
     };
-    let peak = r
-        .replay(CLUSTER_GENERATED)
-        .map_or(0.0, |p| p.report.throughput_per_s);
-    format!(
-        "The cluster's peak, from the generated replay: {} commands/s. Open loop at {} commands/s for {:.0} s ({} commands, {}):\n\n\
+    let peak = r.replay(peak).map_or(0.0, |p| p.report.throughput_per_s);
+    Some(format!(
+        "`{name}`: {whose} peak, from its generated replay: {} commands/s. Open loop at {} commands/s for {:.0} s ({} commands, {}):\n\n\
          | | p50 ms | p90 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|\n\
          | latency from the due time | {} |\n| service time (send to answer) | {} |\n\n\
          Achieved {} commands/s; {} commands started more than 1 ms behind schedule (their user's previous command was still running); {} failed. \
@@ -415,8 +435,8 @@ fn half_load(r: &BenchReport) -> String {
         thousands(rep.throughput_per_s),
         thousands(open.behind_schedule as f64),
         rep.failed,
-        figure_ratio(r, &format!("replay.{HALF_LOAD}.p99")),
-    )
+        figure_ratio(r, &format!("replay.{name}.p99")),
+    ))
 }
 
 fn slow_quote(r: &BenchReport) -> String {

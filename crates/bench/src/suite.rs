@@ -49,13 +49,23 @@ pub const CLUSTER_NAME: &str = "daytrader_bench";
 
 /// The course's 100-user file.
 pub const COURSE_FILE: &str = "100User_testWorkLoad.txt";
+/// The course's 10-user file: few users, each with one command in flight,
+/// where the round trip of a durable command sets the pace.
+pub const COURSE_FILE_10: &str = "10User_testWorkLoad.txt";
 
-/// Users of every generated workload, as in the course's largest file.
+/// Users of the generated workloads, as in the course's largest file.
 const USERS: usize = 100;
+/// Users of the large generated workload: many traders, each with fewer
+/// commands in flight relative to the whole, and larger accounts.
+const MANY_USERS: usize = 1200;
 
 /// How big each step is.
 struct Sizes {
     generated: usize,
+    /// Commands of the 1,200-user workload: a slice of the
+    /// 1,200,000-command workload's size, so that it fits the run's time
+    /// (the same generator, the same mix; 200 commands per user).
+    many_users: usize,
     course_limit: Option<usize>,
     wrk: Duration,
     half_load_seconds: u64,
@@ -69,6 +79,7 @@ impl Sizes {
         if quick {
             Sizes {
                 generated: 20_000,
+                many_users: 24_000,
                 course_limit: Some(20_000),
                 wrk: Duration::from_secs(3),
                 half_load_seconds: 10,
@@ -79,6 +90,7 @@ impl Sizes {
         } else {
             Sizes {
                 generated: 100_000,
+                many_users: 240_000,
                 course_limit: None,
                 wrk: Duration::from_secs(10),
                 half_load_seconds: 30,
@@ -108,7 +120,11 @@ struct Suite {
     cores: u32,
     report: BenchReport,
     generated: Workload,
+    /// The generated workload of 1,200 users.
+    many_users: Workload,
     course: Option<Workload>,
+    /// The course's 10-user file, when present.
+    course_10: Option<Workload>,
     started: Instant,
 }
 
@@ -121,7 +137,15 @@ pub async fn run(config: Config) -> anyhow::Result<BenchReport> {
     std::fs::create_dir_all(raw.join("logs"))?;
     std::fs::create_dir_all(raw.join("workloads"))?;
     let procs = Procs::new(&raw.join("pids"))?;
-    let generated = generate(&raw, sizes.generated, 1, "generated")?;
+    let generated = generate(&raw, USERS, sizes.generated, 1, "generated")?;
+    let many_users = generate(&raw, MANY_USERS, sizes.many_users, 4, "generated")?;
+    let course_10_path = config.workloads.join(COURSE_FILE_10);
+    let course_10 = course_10_path.is_file().then(|| Workload {
+        describe: format!("course {COURSE_FILE_10}"),
+        commands: 10_000,
+        path: course_10_path.clone(),
+        limit: None,
+    });
     let course_path = config.workloads.join(COURSE_FILE);
     let course = course_path.is_file().then(|| Workload {
         describe: match sizes.course_limit {
@@ -191,7 +215,9 @@ pub async fn run(config: Config) -> anyhow::Result<BenchReport> {
         procs,
         report,
         generated,
+        many_users,
         course,
+        course_10,
         started,
     };
     suite.all().await;
@@ -238,19 +264,26 @@ fn daytrader_environment() -> Vec<String> {
 }
 
 /// Writes a generated workload (once per size and seed) and describes it.
-fn generate(raw: &Path, commands: usize, seed: u64, what: &str) -> anyhow::Result<Workload> {
+fn generate(
+    raw: &Path,
+    users: usize,
+    commands: usize,
+    seed: u64,
+    what: &str,
+) -> anyhow::Result<Workload> {
     let path = raw
         .join("workloads")
-        .join(format!("{what}-{USERS}u-{commands}c-seed{seed}.txt"));
+        .join(format!("{what}-{users}u-{commands}c-seed{seed}.txt"));
     if !path.is_file() {
         let partial = path.with_extension("partial");
         let file = std::fs::File::create(&partial)?;
-        loadgen::generate(USERS, commands, seed, file)?;
+        loadgen::generate(users, commands, seed, file)?;
         std::fs::rename(&partial, &path)?;
     }
     Ok(Workload {
         describe: format!(
-            "generated: {USERS} users, {} commands, seed {seed}",
+            "generated: {} users, {} commands, seed {seed}",
+            render::thousands(users as f64),
             render::thousands(commands as f64)
         ),
         path,
@@ -306,6 +339,17 @@ impl Suite {
                 .await;
             self.record(model::CLUSTER_COURSE, r);
         }
+        if let Some(course) = self.course_10.clone() {
+            let r = self
+                .fresh_cluster_replay(model::CLUSTER_COURSE_10, &course, 3)
+                .await;
+            self.record(model::CLUSTER_COURSE_10, r);
+        }
+        let many_users = self.many_users.clone();
+        let r = self
+            .fresh_cluster_replay(model::CLUSTER_MANY_USERS, &many_users, 3)
+            .await;
+        self.record(model::CLUSTER_MANY_USERS, r);
         let r = self.half_load().await;
         self.record(model::HALF_LOAD, r);
         let r = self.profile_and_locust().await;
@@ -325,6 +369,13 @@ impl Suite {
             let r = self.embedded_replay(model::EMBEDDED_COURSE, &course).await;
             self.record(model::EMBEDDED_COURSE, r);
         }
+        let many_users = self.many_users.clone();
+        let r = self
+            .embedded_replay(model::EMBEDDED_MANY_USERS, &many_users)
+            .await;
+        self.record(model::EMBEDDED_MANY_USERS, r);
+        let r = self.embedded_half_load().await;
+        self.record(model::EMBEDDED_HALF_LOAD, r);
     }
 
     fn spec(&self, name: &str, workload: &Workload, target: &str, token: &str) -> ReplaySpec {
@@ -556,30 +607,63 @@ impl Suite {
         Ok(())
     }
 
+    /// An open loop at half the cluster's peak (its generated replay).
     async fn half_load(&mut self) -> anyhow::Result<()> {
-        let Some(peak) = self
-            .report
-            .replay(model::CLUSTER_GENERATED)
-            .filter(|r| r.report.failed == 0)
-            .map(|r| r.report.throughput_per_s)
-        else {
+        let Some((rate, workload)) = self.half_load_workload(model::CLUSTER_GENERATED)? else {
             self.skip(
                 model::HALF_LOAD,
                 "no clean cluster peak to take half of".to_owned(),
             );
             return Ok(());
         };
-        let rate = peak / 2.0;
-        let commands = ((rate * self.sizes.half_load_seconds as f64) as usize).max(USERS * 10);
-        let workload = generate(&self.raw, commands, 2, "half-load")?;
         let cluster = self.up(3).await?;
         let mut spec = self.spec(model::HALF_LOAD, &workload, cluster.url(), cluster.token());
         spec.rate = Some(rate);
         spec.skip_dumplog = true;
-        let mut workload = workload;
-        workload.describe = format!("{}, without its DUMPLOG", workload.describe);
         self.replay(Job::cluster(&cluster, &workload, spec)).await?;
         cluster.down().await
+    }
+
+    /// An open loop at half the embedded server's peak (its generated
+    /// replay), against a fresh embedded server.
+    async fn embedded_half_load(&mut self) -> anyhow::Result<()> {
+        let Some((rate, workload)) = self.half_load_workload(model::EMBEDDED_GENERATED)? else {
+            self.skip(
+                model::EMBEDDED_HALF_LOAD,
+                "no clean embedded peak to take half of".to_owned(),
+            );
+            return Ok(());
+        };
+        let (server, roles) = self.start_embedded().await?;
+        let mut spec = self.spec(
+            model::EMBEDDED_HALF_LOAD,
+            &workload,
+            &server.url,
+            &server.token,
+        );
+        spec.rate = Some(rate);
+        spec.skip_dumplog = true;
+        self.replay(Job::embedded(&workload, spec, roles)).await?;
+        server.stop().await
+    }
+
+    /// Half the throughput of the replay `peak`, and a generated workload
+    /// that lasts the half-load time at that rate; `None` without a clean
+    /// peak.
+    fn half_load_workload(&self, peak: &str) -> anyhow::Result<Option<(f64, Workload)>> {
+        let Some(peak) = self
+            .report
+            .replay(peak)
+            .filter(|r| r.report.failed == 0)
+            .map(|r| r.report.throughput_per_s)
+        else {
+            return Ok(None);
+        };
+        let rate = peak / 2.0;
+        let commands = ((rate * self.sizes.half_load_seconds as f64) as usize).max(USERS * 10);
+        let mut workload = generate(&self.raw, USERS, commands, 2, "half-load")?;
+        workload.describe = format!("{}, without its DUMPLOG", workload.describe);
+        Ok(Some((rate, workload)))
     }
 
     /// The generated replay under perf, then Locust on the same cluster.
@@ -762,7 +846,7 @@ impl Suite {
         .await?;
         let fill = large.saturating_sub(rows) as usize;
         if fill > USERS {
-            let workload = generate(&self.raw, fill + 1, 3, "fill")?;
+            let workload = generate(&self.raw, USERS, fill + 1, 3, "fill")?;
             let mut spec = self.spec("embedded-fill", &workload, &server.url, &server.token);
             spec.skip_dumplog = true;
             let mut described = workload.clone();

@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::render::thousands;
 
 use crate::model::{
-    BALANCER_C10, BenchReport, CLUSTER_COURSE, CLUSTER_GENERATED, EMBEDDED_COURSE,
-    EMBEDDED_GENERATED, HALF_LOAD, READ_QUOTE, READ_SUMMARY, ReplayRun, SLOW_QUOTE,
+    BALANCER_C10, BenchReport, CLUSTER_COURSE, CLUSTER_COURSE_10, CLUSTER_GENERATED,
+    CLUSTER_MANY_USERS, EMBEDDED_COURSE, EMBEDDED_GENERATED, EMBEDDED_HALF_LOAD,
+    EMBEDDED_MANY_USERS, HALF_LOAD, READ_QUOTE, READ_SUMMARY, ReplayRun, SLOW_QUOTE,
+    ceiling_for_replay,
 };
 
 /// The slack allowed between the memory growth of the small and the large
@@ -83,8 +85,139 @@ impl TargetCheck {
     }
 }
 
-/// Checks every target the run has the measurements for.
+/// Checks every target the run has the measurements for: DESIGN.md's,
+/// then those of the commit-path work ([`ratio_targets`]).
 pub fn check(report: &BenchReport) -> Vec<TargetCheck> {
+    let mut out = design_targets(report);
+    out.extend(ratio_targets(report));
+    out
+}
+
+/// The targets of the commit-path work (pipelined commits, the cost per
+/// command), each a ratio to the ceiling of the same run, so that they
+/// hold on any machine: throughput as a share of `/healthz` along the same
+/// path, latency in milliseconds, DUMPLOG in MB/s.
+pub fn ratio_targets(report: &BenchReport) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    let share = |name: &str, goal: f64, target: &str| -> Option<TargetCheck> {
+        let replay = report.replay(name)?;
+        let ceiling = report.ceiling(ceiling_for_replay(replay))?;
+        let r = &replay.report;
+        Some(TargetCheck::new(
+            &format!("{name}.ratio"),
+            target,
+            format!(
+                "{} ({}): {} commands/s against `{}`'s {} requests/s{}",
+                replay.name,
+                replay.workload,
+                thousands(r.throughput_per_s),
+                ceiling.name,
+                thousands(ceiling.requests_per_s),
+                failed_note(r.failed)
+            ),
+            if ceiling.requests_per_s > 0.0 {
+                r.throughput_per_s / ceiling.requests_per_s
+            } else {
+                0.0
+            },
+            goal,
+            true,
+            r.failed == 0,
+        ))
+    };
+    for name in [EMBEDDED_COURSE, EMBEDDED_MANY_USERS] {
+        out.extend(share(
+            name,
+            0.3,
+            "Embedded: at least 0.3 of the direct ceiling, on the course 100-user file and on 1,200 generated users",
+        ));
+    }
+    for name in [CLUSTER_COURSE, CLUSTER_MANY_USERS] {
+        out.extend(share(
+            name,
+            0.3,
+            "Cluster: at least 0.3 of the balancer's ceiling, on the course 100-user file and on 1,200 generated users",
+        ));
+    }
+    out.extend(share(
+        CLUSTER_COURSE_10,
+        0.25,
+        "Few users: the course 10-user file in the cluster at 0.25 of the balancer's ceiling with 10 connections",
+    ));
+    if let Some(replay) = report.replay(CLUSTER_COURSE_10) {
+        let r = &replay.report;
+        out.push(TargetCheck::new(
+            &format!("{CLUSTER_COURSE_10}.p50"),
+            "Few users: a p50 under 1 ms per command",
+            format!(
+                "{} ({}): p50{}",
+                replay.name,
+                replay.workload,
+                failed_note(r.failed)
+            ),
+            r.latency_ms.p50,
+            1.0,
+            false,
+            r.failed == 0,
+        ));
+    }
+    for name in [HALF_LOAD, EMBEDDED_HALF_LOAD] {
+        if let Some(replay) = report.replay(name) {
+            let r = &replay.report;
+            let rate = r.open_loop.map_or(0.0, |o| o.rate_per_s);
+            out.push(TargetCheck::new(
+                &format!("{name}.p99"),
+                "p99 under 5 ms in both modes, open loop at half of the mode's peak, from each command's due time",
+                format!(
+                    "{name}: open loop at {} commands/s{}",
+                    thousands(rate),
+                    failed_note(r.failed)
+                ),
+                r.latency_ms.p99,
+                5.0,
+                false,
+                r.failed == 0,
+            ));
+        }
+    }
+    for store in ["sqlite", "postgresql"] {
+        // The largest DUMPLOG of each back end.
+        if let Some(dump) = report
+            .dumplogs
+            .iter()
+            .filter(|d| d.store == store)
+            .max_by_key(|d| d.rows)
+        {
+            out.push(TargetCheck::new(
+                &format!("dumplog.{}.mb-per-s", dump.name),
+                "DUMPLOG streams at 100 MB/s or more from both back ends",
+                format!(
+                    "{}: {:.1} MB of XML ({} rows) in {:.2} s",
+                    dump.name,
+                    dump.bytes as f64 / 1e6,
+                    thousands(dump.rows as f64),
+                    dump.seconds
+                ),
+                dump.mb_per_s,
+                100.0,
+                true,
+                dump.bytes > 0,
+            ));
+        }
+    }
+    out
+}
+
+fn failed_note(failed: u64) -> String {
+    if failed > 0 {
+        format!(", {failed} commands failed (the figure does not count)")
+    } else {
+        String::new()
+    }
+}
+
+/// DESIGN.md's targets.
+fn design_targets(report: &BenchReport) -> Vec<TargetCheck> {
     let mut out = Vec::new();
     let throughput = |replay: &ReplayRun| {
         let r = &replay.report;
