@@ -49,15 +49,13 @@ pub(crate) fn stream<F>(
 where
     F: FnMut(LogQuery) -> Result<Vec<LogRow>, StoreError> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(CHANNEL);
+    let (tx, stream) = channel();
     tokio::task::spawn_blocking(move || {
         if let Err(error) = render(fetch, user, upto_seq, &tx) {
             let _ = tx.blocking_send(Err(error));
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
+    stream
 }
 
 fn render<F>(
@@ -69,8 +67,7 @@ fn render<F>(
 where
     F: FnMut(LogQuery) -> Result<Vec<LogRow>, StoreError>,
 {
-    let mut out = String::with_capacity(CHUNK + 4096);
-    out.push_str(xml::HEADER);
+    let mut chunks = Chunks::new();
     let mut query = LogQuery {
         user,
         after_seq: 0,
@@ -83,17 +80,8 @@ where
         }
         let rows = fetch(query.clone())?;
         for row in &rows {
-            xml::render_row(row, &mut out);
-            // Each chunk starts at its full size: grown from empty by
-            // doubling, every chunk went through a chain of reallocations
-            // up to twice its size.
-            if out.len() >= CHUNK
-                && tx
-                    .blocking_send(Ok(Bytes::from(std::mem::replace(
-                        &mut out,
-                        String::with_capacity(CHUNK + 4096),
-                    ))))
-                    .is_err()
+            if let Some(chunk) = chunks.push(row)
+                && tx.blocking_send(Ok(chunk)).is_err()
             {
                 return Ok(());
             }
@@ -103,7 +91,54 @@ where
             _ => break,
         }
     }
-    out.push_str(xml::FOOTER);
-    let _ = tx.blocking_send(Ok(Bytes::from(out)));
+    let _ = tx.blocking_send(Ok(chunks.finish()));
     Ok(())
+}
+
+/// The XML of a dump, cut into chunks of about [`CHUNK`] bytes: the header
+/// first, then each row's entries, then the footer.
+pub(crate) struct Chunks {
+    out: String,
+}
+
+impl Chunks {
+    pub fn new() -> Chunks {
+        let mut out = Self::buffer();
+        out.push_str(xml::HEADER);
+        Chunks { out }
+    }
+
+    /// Each chunk starts at its full size: grown from empty by doubling,
+    /// every chunk went through a chain of reallocations up to twice its
+    /// size.
+    fn buffer() -> String {
+        String::with_capacity(CHUNK + 4096)
+    }
+
+    /// Renders a row; a chunk, when one is full.
+    pub fn push(&mut self, row: &LogRow) -> Option<Bytes> {
+        xml::render_row(row, &mut self.out);
+        (self.out.len() >= CHUNK)
+            .then(|| Bytes::from(std::mem::replace(&mut self.out, Self::buffer())))
+    }
+
+    /// The last chunk, with the footer.
+    pub fn finish(mut self) -> Bytes {
+        self.out.push_str(xml::FOOTER);
+        Bytes::from(self.out)
+    }
+}
+
+/// The channel a dump's chunks go through, and the stream that reads it:
+/// for a back end that produces the chunks itself (PostgreSQL streams the
+/// whole dump from one query).
+pub(crate) fn channel() -> (
+    mpsc::Sender<Result<Bytes, StoreError>>,
+    impl Stream<Item = Result<Bytes, StoreError>> + Send + use<>,
+) {
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (tx, stream)
 }

@@ -176,24 +176,34 @@ impl PgReader {
     }
 
     /// The audit log as XML, rows up to `upto_seq`, of one user or of
-    /// everyone: read a page of 1,000 rows at a time and sent in 64 KiB
-    /// chunks through a small channel, so memory stays flat whatever the
-    /// log's size, and a client that stops reading stops the reading. Each
-    /// page holds a pooled connection only while it is read.
+    /// everyone, from one query whose rows stream in as PostgreSQL sends
+    /// them. A query per page of 1,000 rows (each through the pool, each
+    /// planned anew) left the dump at about 20 MB/s; one query streams at
+    /// the speed of rendering. 64 KiB chunks go through a small channel, so
+    /// memory stays flat whatever the log's size, and a client that stops
+    /// reading stops the query (its socket fills up).
+    ///
+    /// The query runs on a connection of its own, without the pool's
+    /// statement timeout: a dump of a large log, or to a slow client, may
+    /// take longer than any one statement should. The whole dump (the
+    /// connection's reads included) runs on one blocking thread, so that
+    /// each row is allocated and freed by the same thread (dump.rs).
     pub fn stream_log(
         &self,
         user: Option<UserId>,
         upto_seq: i64,
     ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<> {
-        let this = self.clone();
-        // The dump runs on a blocking thread (dump.rs); each page's query
-        // runs on the runtime and the thread waits for it.
+        let db = self.db.clone();
         let runtime = tokio::runtime::Handle::current();
-        dump::stream(
-            move |query| runtime.block_on(this.log_rows(query)),
-            user,
-            upto_seq,
-        )
+        let (tx, stream) = dump::channel();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                if let Err(error) = stream_rows(&db, user, upto_seq, &tx).await {
+                    let _ = tx.send(Err(error)).await;
+                }
+            });
+        });
+        stream
     }
 
     /// Up to `limit` rows of the whole log after row `after_seq`, in `seq`
@@ -308,15 +318,61 @@ impl PgReader {
     }
 }
 
-/// Reads a `seq, ts_ms, server, user_id, txn, body` row.
+/// Renders the log's rows up to `upto_seq` (of `user`, or everyone's) into
+/// `tx`, from one query.
+async fn stream_rows(
+    db: &Db,
+    user: Option<UserId>,
+    upto_seq: i64,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, StoreError>>,
+) -> Result<(), StoreError> {
+    use futures::TryStreamExt;
+    db.check()?;
+    let mut conn = db.dedicated().await?;
+    // In key order from the index, the first rows at once: a plan that
+    // reads the whole table and sorts it would start late, and spill.
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .map_err(|e| db.failed(e))?;
+    let query = match &user {
+        Some(user) => sqlx::query(
+            "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+             WHERE user_id = $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(user.as_str()),
+        None => sqlx::query(
+            "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+             WHERE seq <= $2 AND $1::text IS NULL ORDER BY seq",
+        )
+        .bind(None::<&str>),
+    };
+    let mut chunks = dump::Chunks::new();
+    {
+        let mut rows = query.bind(upto_seq).fetch(&mut conn);
+        while let Some(row) = rows.try_next().await.map_err(|e| db.failed(e))? {
+            if let Some(chunk) = chunks.push(&log_row(&row)?)
+                && tx.send(Ok(chunk)).await.is_err()
+            {
+                return Ok(()); // the client went away
+            }
+        }
+    }
+    let _ = tx.send(Ok(chunks.finish())).await;
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(())
+}
+
+/// Reads a `seq, ts_ms, server, user_id, txn, body` row (by position: by
+/// name costs a lookup per column of every row, which shows in a dump).
 fn log_row(row: &PgRow) -> Result<LogRow, StoreError> {
     let columns = LogColumns {
-        seq: row.try_get("seq")?,
-        ts_ms: row.try_get("ts_ms")?,
-        server: row.try_get("server")?,
-        user: row.try_get("user_id")?,
-        txn: row.try_get("txn")?,
-        body: row.try_get("body")?,
+        seq: row.try_get(0)?,
+        ts_ms: row.try_get(1)?,
+        server: row.try_get(2)?,
+        user: row.try_get(3)?,
+        txn: row.try_get(4)?,
+        body: row.try_get(5)?,
     };
     columns.decode()
 }
