@@ -12,8 +12,8 @@ use axum::response::Response;
 use engine::{CommandName, Summary, UserId};
 use serde::Deserialize;
 
+use crate::service::SUMMARY_HISTORY;
 use crate::state::AppState;
-use crate::views::SUMMARY_HISTORY;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::forms::{Field, FormState, Posted, parse_txn};

@@ -13,11 +13,10 @@ use store::NewApiToken;
 
 use crate::auth::new_personal_token;
 use crate::state::AppState;
-use crate::web::account::Empty;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::format::utc;
-use crate::web::forms::{Posted, new_txn, parse_txn};
+use crate::web::forms::{Empty, Posted, new_txn, parse_txn};
 use crate::web::session::{Flash, Trader};
 use crate::web::templates::html;
 

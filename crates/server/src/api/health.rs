@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::routes::commands::json_response;
+use crate::respond::json_response;
 use crate::state::AppState;
 
 /// The process is up.

@@ -9,10 +9,10 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use store::Notification;
 
+use crate::api::users::{parse_user, unknown_user};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::commands::json_response;
-use crate::routes::users::{parse_user, unknown_user};
+use crate::respond::json_response;
 use crate::state::AppState;
 
 /// The most notifications one page may hold.
