@@ -3,9 +3,8 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::{RejectKind, Rejection};
+use engine::{ErrorBody, RejectKind, Rejection};
 use quotes::QuoteError;
-use serde::Serialize;
 use store::StoreError;
 
 use crate::service::ServiceError;
@@ -21,17 +20,6 @@ pub struct ApiError {
     pub message: String,
     /// A refusal answered again to a retried transaction number.
     pub replay: bool,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
-}
-
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
 }
 
 impl ApiError {
@@ -72,10 +60,7 @@ impl ApiError {
 
     /// The JSON body alone, for responses built elsewhere.
     pub fn body(code: &str, message: &str) -> Vec<u8> {
-        serde_json::to_vec(&Body {
-            error: Detail { code, message },
-        })
-        .expect("plain strings serialize")
+        ErrorBody::new(code, message).to_json()
     }
 }
 

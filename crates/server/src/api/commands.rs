@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use engine::{CommandBody, CommandName, Reply};
+use store::Reads;
 
 use crate::api::shapes::{CommandResponse, ResultView, SummaryView};
 use crate::auth::Principal;

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use store::Notification;
+use store::{Notification, Reads, Writes};
 
 use crate::api::users::{parse_user, unknown_user};
 use crate::auth::Principal;

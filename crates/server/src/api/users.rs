@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use engine::{RejectCode, Rejection, UserId};
+use store::Reads;
 
 use crate::api::shapes::SummaryView;
 use crate::auth::Principal;

@@ -5,11 +5,11 @@
 //! then streamed up to its own row.
 
 use std::pin::Pin;
+use store::{Reads, StoreError};
 
 use bytes::Bytes;
 use engine::{CommandName, CommandRequest};
 use futures::Stream;
-use store::StoreError;
 
 use crate::auth::Principal;
 use crate::error::ApiError;

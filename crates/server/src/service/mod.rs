@@ -11,7 +11,7 @@ mod triggers;
 
 use engine::{CommandRequest, Money, Symbol, UserId};
 use quotes::{Origin, Quote, QuoteCache, QuoteClient, QuoteError, QuoteLoader, SharedQuoteLoader};
-use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Store, StoreError, Work};
+use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Reads, Store, StoreError, Work, Writes};
 
 pub use self::dumplog::{Dump, dump_log};
 pub use self::outcome::CommandOutcome;

@@ -3,6 +3,7 @@
 //! symbols with armed triggers.
 
 use std::sync::Arc;
+use store::Reads;
 
 use engine::UserId;
 

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use engine::{CommandName, CommandRequest, UserId};
 use serde::Deserialize;
+use store::Reads;
 
 use crate::auth::Principal;
 use crate::error::ApiError;

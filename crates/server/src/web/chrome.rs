@@ -3,6 +3,7 @@
 //! the error page, rendered in that layout around a [`PageError`].
 
 use std::sync::Arc;
+use store::Reads;
 
 use askama::Template;
 use axum::extract::{Request, State};

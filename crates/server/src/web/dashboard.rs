@@ -4,6 +4,7 @@
 //! cache; and adding funds.
 
 use std::time::Duration;
+use store::Reads;
 
 use askama::Template;
 use axum::extract::State;

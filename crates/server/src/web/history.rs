@@ -1,6 +1,7 @@
 //! The trader's audit trail, newest first, in pages; and their DUMPLOG.
 
 use std::time::Duration;
+use store::Reads;
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;

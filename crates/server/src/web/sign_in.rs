@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::UserId;
 use serde::Deserialize;
-use store::{JobError, StoreError};
+use store::{JobError, Reads, StoreError};
 
 use crate::error::ApiError;
 use crate::service::ServiceError;

@@ -3,13 +3,13 @@
 //! page that made it; only its hash is kept.
 
 use std::time::Duration;
+use store::{NewApiToken, Reads, Writes};
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use store::NewApiToken;
 
 use crate::auth::new_personal_token;
 use crate::state::AppState;
