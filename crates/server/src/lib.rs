@@ -3,17 +3,16 @@
 //! OpenAPI document.
 
 pub mod admin_token;
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod error;
-pub mod openapi;
-pub mod routes;
+pub mod respond;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
-pub mod trading;
-pub mod views;
 pub mod web;
 pub mod worker;
 
