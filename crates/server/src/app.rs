@@ -271,6 +271,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         metrics: telemetry::metrics_handle(),
         cache: cache.unwrap_or_else(|| cache::Cache::memory(&settings.cache_prefix)),
         clock,
+        summaries: Default::default(),
     };
     let (trigger, shutdown) = shutdown::channel();
     let refresh = settings

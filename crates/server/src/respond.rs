@@ -12,14 +12,14 @@ use store::StoreError;
 /// dozen bytes, and no form or JSON body comes near this.
 pub const MAX_BODY: usize = 16 * 1024;
 
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        Body::from(body),
+        body.into(),
     )
         .into_response()
 }

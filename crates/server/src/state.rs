@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::api::summaries::Summaries;
 use crate::auth::Auth;
 use crate::service::Trading;
 
@@ -20,4 +21,6 @@ pub struct AppState {
     /// The wall clock in Unix ms (the store's, so that reads and writes
     /// agree on what has expired).
     pub clock: store::Clock,
+    /// Summaries rendered by this instance, by account version.
+    pub summaries: Arc<Summaries>,
 }

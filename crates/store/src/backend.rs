@@ -31,6 +31,15 @@ pub trait Reads: Clone + Send + Sync + 'static {
         user: &UserId,
     ) -> impl Future<Output = Result<Option<LoadedAccount>, StoreError>> + Send;
 
+    /// The version of the user's account (`None` without one): every
+    /// change of what the user sees moves it on, in the same transaction
+    /// as the change, so a view kept under a version is current as long
+    /// as the version is.
+    fn account_version(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
     /// The user's history lines from up to `limit` log rows before row
     /// `before_seq` (from the newest when `None`), newest first. A page may
     /// hold fewer lines than rows: quote fetches are not history.
@@ -201,6 +210,10 @@ impl Reads for Reader {
 
     async fn account(&self, user: &UserId) -> Result<Option<LoadedAccount>, StoreError> {
         on_back_end!(self, Reader, r => r.account(user).await)
+    }
+
+    async fn account_version(&self, user: &UserId) -> Result<Option<i64>, StoreError> {
+        on_back_end!(self, Reader, r => r.account_version(user).await)
     }
 
     async fn history_page(

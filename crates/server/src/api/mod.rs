@@ -10,6 +10,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod quotes;
 pub mod shapes;
+pub mod summaries;
 pub mod users;
 
 use axum::Router;

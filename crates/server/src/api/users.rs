@@ -5,6 +5,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use bytes::Bytes;
 use engine::{RejectCode, Rejection, UserId};
 use store::Reads;
 
@@ -23,20 +24,30 @@ pub async fn summary(
     let user = parse_user(user)?;
     principal.check(&user)?;
     let reader = state.trading.reader();
+    let now_ms = (state.clock)();
+    // One key lookup; the summary itself only when it changed (summaries.rs).
+    let Some(version) = reader.account_version(&user).await? else {
+        return Err(unknown_user(&user));
+    };
+    if let Some(body) = state.summaries.get(&user, version, now_ms) {
+        return Ok(json_response(StatusCode::OK, body));
+    }
     let Some(loaded) = reader.account(&user).await? else {
         return Err(unknown_user(&user));
     };
-    let summary = loaded.account.summary((state.clock)());
+    let summary = loaded.account.summary(now_ms);
+    // Read after the account: it holds at least every row of that version.
     let history = reader.history(&user, SUMMARY_HISTORY).await?;
     let view = SummaryView {
         user: user.as_str(),
         summary: &summary,
         history,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_vec(&view).expect("plain data serializes"),
-    ))
+    let body = Bytes::from(serde_json::to_vec(&view).expect("plain data serializes"));
+    state
+        .summaries
+        .put(&user, loaded.version, &summary, body.clone());
+    Ok(json_response(StatusCode::OK, body))
 }
 
 pub fn parse_user(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {

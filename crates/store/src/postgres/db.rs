@@ -68,35 +68,33 @@ impl Db {
             }
         };
         let connect = connect.application_name(&format!("daytrader {}", options.server));
-        // Reads: custom plans for every execution. The tables start empty
-        // and grow under the same prepared statements, and a generic plan
-        // chosen while `log` held a few rows (a sequential scan) would stay
-        // cached on the connection and slow every read down as the log
-        // grows.
-        let pooled = connect.clone().options([
-            ("statement_timeout", STATEMENT_TIMEOUT),
-            ("plan_cache_mode", "force_custom_plan"),
-        ]);
-        let pool = pool_of(options.pool_size, options.acquire_timeout, pooled);
-        // The committers run the same few statements on every batch, and
-        // planning them again each time was most of PostgreSQL's CPU per
-        // batch (docs/benchmarks.md). Their statements only ever reach
-        // rows by key, so a plan made once per connection is the right
-        // one whatever the size of the tables, provided it never picks a
-        // sequential scan: `enable_seqscan = off` rules that out (and JIT,
-        // which such a plan's cost would otherwise switch on).
-        let committing = connect.clone().options([
+        // Every statement of the store reaches its rows by key, and runs
+        // over and over: planning it again on each execution was most of
+        // PostgreSQL's CPU per batch (docs/benchmarks.md), so each
+        // connection plans a statement once. A plan made once must hold
+        // whatever the size of the tables, which start empty and grow under
+        // the same prepared statements: a generic plan chosen while `log`
+        // held a few rows could be a sequential scan, kept on the
+        // connection while the log grows (it once slowed commits tenfold).
+        // `enable_seqscan = off` rules that out (and JIT, which such a
+        // plan's cost would switch on).
+        let planned_once = connect.clone().options([
             ("statement_timeout", STATEMENT_TIMEOUT),
             ("plan_cache_mode", "force_generic_plan"),
             ("enable_seqscan", "off"),
             ("jit", "off"),
         ]);
+        let pool = pool_of(
+            options.pool_size,
+            options.acquire_timeout,
+            planned_once.clone(),
+        );
         // One connection per committer (a committer holds one at a time),
         // within the pool size the operator set.
         let commit_pool = pool_of(
             (options.committers.max(1) as u32).min(options.pool_size.max(1)),
             options.acquire_timeout,
-            committing,
+            planned_once,
         );
         let db = Db(Arc::new(Inner {
             pool,

@@ -86,6 +86,15 @@ impl Reads for PgReader {
             .transpose()
     }
 
+    async fn account_version(&self, user: &UserId) -> Result<Option<i64>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT version FROM accounts WHERE user_id = $1").bind(user.as_str()),
+            )
+            .await?;
+        Ok(rows.first().map(|row| row.try_get(0)).transpose()?)
+    }
+
     async fn history_page(
         &self,
         user: &UserId,

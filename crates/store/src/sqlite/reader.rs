@@ -120,6 +120,17 @@ impl Reads for SqliteReader {
         .await
     }
 
+    async fn account_version(&self, user: &UserId) -> Result<Option<i64>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT version FROM accounts WHERE user_id = ?1")?
+                .query_row([user.as_str()], |row| row.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
     async fn history_page(
         &self,
         user: &UserId,
