@@ -75,13 +75,18 @@ impl Db {
         // whatever the size of the tables, which start empty and grow under
         // the same prepared statements: a generic plan chosen while `log`
         // held a few rows could be a sequential scan, kept on the
-        // connection while the log grows (it once slowed commits tenfold).
-        // `enable_seqscan = off` rules that out (and JIT, which such a
-        // plan's cost would switch on).
+        // connection while the log grows (it once slowed commits tenfold),
+        // and so could a hash or merge join that reads a whole index. Only
+        // index scans and nested loops are left to choose from, which
+        // cost what the rows reached cost whatever the size of the tables
+        // (and JIT is off, which the cost of a ruled-out plan would switch
+        // on).
         let planned_once = connect.clone().options([
             ("statement_timeout", STATEMENT_TIMEOUT),
             ("plan_cache_mode", "force_generic_plan"),
             ("enable_seqscan", "off"),
+            ("enable_hashjoin", "off"),
+            ("enable_mergejoin", "off"),
             ("jit", "off"),
         ]);
         let pool = pool_of(

@@ -44,7 +44,7 @@ impl PgReader {
         let statement = match query.user {
             Some(_) => sqlx::query(
                 "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                 WHERE user_id = $3 AND seq > $1 AND seq <= $2 ORDER BY seq LIMIT $4",
+                 WHERE user_id = $3 AND seq > $1 AND seq <= $2 ORDER BY user_id, seq LIMIT $4",
             ),
             None => sqlx::query(
                 "SELECT seq, ts_ms, server, user_id, txn, body FROM log
@@ -105,7 +105,7 @@ impl Reads for PgReader {
             .fetch_all(
                 sqlx::query(
                     "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                     WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+                     WHERE user_id = $1 AND seq < $2 ORDER BY user_id DESC, seq DESC LIMIT $3",
                 )
                 .bind(user.as_str())
                 .bind(before_seq.unwrap_or(i64::MAX))
@@ -277,7 +277,7 @@ impl Reads for PgReader {
             .fetch_all(
                 sqlx::query(
                     "SELECT id, user_id, created_ms, kind, message, txn, read FROM notifications
-                     WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                     WHERE user_id = $1 AND id < $2 ORDER BY user_id DESC, id DESC LIMIT $3",
                 )
                 .bind(user.as_str())
                 .bind(before_id.unwrap_or(i64::MAX))
