@@ -239,6 +239,10 @@ pub struct RunArgs {
     /// Attempts after a transport error or 503, with the same transaction number.
     #[arg(long, default_value_t = 8)]
     pub retries: u32,
+    /// Seconds one command may take, all its attempts included; also how
+    /// long the target may stay unreachable before the run stops.
+    #[arg(long, default_value_t = 30.0)]
+    pub deadline: f64,
     /// Send command k of the file k/RATE seconds after the start (an open
     /// loop at RATE commands/s; each user's commands still go in order).
     /// Default: each user's next command as soon as the last one answers.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::report::{DumpFile, DumplogError};
+use crate::timeline::Timeline;
 
 /// How one command ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,8 +35,8 @@ pub(crate) struct Tally {
     /// Open loop only: commands that started late, because their user's
     /// previous command was answered after they were due.
     pub(crate) behind_schedule: u64,
-    /// Commands completed in each second since the run started.
-    pub(crate) timeline: Vec<u64>,
+    /// Commands completed over the run.
+    pub(crate) timeline: Timeline,
     pub(crate) dumplogs: Vec<DumpFile>,
     pub(crate) dumplog_errors: Vec<DumplogError>,
 }
@@ -52,7 +53,7 @@ impl Tally {
             latency: histogram(),
             service_latency: histogram(),
             behind_schedule: 0,
-            timeline: Vec::new(),
+            timeline: Timeline::new(),
             dumplogs: Vec::new(),
             dumplog_errors: Vec::new(),
         }
@@ -73,11 +74,7 @@ impl Tally {
             }
         }
         record_micros(&mut self.latency, latency);
-        let second = at.as_secs() as usize;
-        if self.timeline.len() <= second {
-            self.timeline.resize(second + 1, 0);
-        }
-        self.timeline[second] += 1;
+        self.timeline.record(at);
     }
 
     /// Records an open-loop command's service time.
@@ -103,12 +100,7 @@ impl Tally {
             .add(&other.service_latency)
             .expect("auto-resizing histograms always add");
         self.behind_schedule += other.behind_schedule;
-        if self.timeline.len() < other.timeline.len() {
-            self.timeline.resize(other.timeline.len(), 0);
-        }
-        for (mine, theirs) in self.timeline.iter_mut().zip(other.timeline) {
-            *mine += theirs;
-        }
+        self.timeline.merge(other.timeline);
         self.dumplogs.extend(other.dumplogs);
         self.dumplog_errors.extend(other.dumplog_errors);
     }
@@ -149,7 +141,7 @@ mod tests {
         assert_eq!((a.accepted, a.rejected, a.failed, a.retries), (1, 2, 1, 3));
         assert_eq!(a.rejected_by_code["no_pending_buy"], 2);
         assert_eq!(a.failed_by_reason["http_500"], 1);
-        assert_eq!(a.timeline, vec![1, 1, 2]);
+        assert_eq!(a.timeline.into_parts(), (1, vec![1, 1, 2]));
         assert_eq!(a.latency.len(), 4);
         assert_eq!((a.service_latency.len(), a.behind_schedule), (1, 2));
         assert_eq!(a.latency.max(), a.latency.highest_equivalent(4000));
