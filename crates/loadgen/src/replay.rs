@@ -29,8 +29,8 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use crate::compact::Workload;
 use crate::connection::{Connection, Endpoint, TransportError};
 use crate::dump_path::resolve_dump_path;
-use crate::report::{DumpFile, DumplogError, LatencySummary, OpenLoop, Report};
-use crate::tally::{Outcome, Tally};
+use crate::report::{DumpFile, DumplogError, OpenLoop, Report};
+use crate::tally::{Latencies, Outcome, Tally};
 use crate::workload::WorkloadCommand;
 
 /// How to replay a workload.
@@ -145,6 +145,7 @@ pub async fn run(workload: impl Into<Workload>, options: RunOptions) -> anyhow::
         rate: options.rate,
         stopped: OnceLock::new(),
         outage: Mutex::new(None),
+        latencies: Latencies::new(),
         workload,
     });
 
@@ -196,9 +197,10 @@ pub async fn run(workload: impl Into<Workload>, options: RunOptions) -> anyhow::
 
     let duration_s = duration.as_secs_f64();
     let command_count = shared.workload.len() as u64;
+    let (latency_ms, service_latency_ms) = shared.latencies.summaries();
     let open_loop = shared.rate.map(|rate_per_s| OpenLoop {
         rate_per_s,
-        service_latency_ms: LatencySummary::from_micros(&total.service_latency),
+        service_latency_ms,
         behind_schedule: total.behind_schedule,
     });
     total.timeline.cover(duration);
@@ -227,7 +229,7 @@ pub async fn run(workload: impl Into<Workload>, options: RunOptions) -> anyhow::
         } else {
             0.0
         },
-        latency_ms: LatencySummary::from_micros(&total.latency),
+        latency_ms,
         dumplogs: total.dumplogs,
         dumplog_errors: total.dumplog_errors,
         timeline,
@@ -251,6 +253,7 @@ struct Shared {
     stopped: OnceLock<String>,
     /// Since when, and why, the target has not been reached.
     outage: Mutex<Option<(Instant, String)>>,
+    latencies: Latencies,
     workload: Workload,
 }
 
@@ -571,9 +574,10 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
         shared.give_up_if_unreachable();
     }
     if shared.rate.is_some() {
-        tally.record_service(sent.elapsed());
+        shared.latencies.record_service(sent.elapsed());
     }
-    tally.record(outcome, started.elapsed(), shared.started.elapsed());
+    shared.latencies.record(started.elapsed());
+    tally.record(outcome, shared.started.elapsed());
     if let Some(progress) = &shared.progress {
         progress.inc(1);
     }
