@@ -288,10 +288,16 @@ impl CommandBody {
             self.amount.as_deref(),
             self.filename.as_deref(),
         )?;
-        if self.transaction_num.is_some_and(|n| n < 1) {
+        if self
+            .transaction_num
+            .is_some_and(|n| !crate::transaction_num::is_client_chosen(n))
+        {
             return Err(Rejection::new(
                 RejectCode::InvalidTransactionNum,
-                "transaction_num must be a positive integer.",
+                format!(
+                    "transaction_num must be a whole number from 1 to {}.",
+                    crate::transaction_num::MAX_CLIENT
+                ),
             ));
         }
         Ok((request, self.transaction_num))
@@ -450,7 +456,8 @@ mod tests {
         let (request, txn) = body.decode().unwrap();
         assert_eq!(txn, Some(3));
         assert_eq!(request.symbol.unwrap().as_str(), "ABC");
-        for bad in [0, -1, i64::MIN] {
+        // Above 2^53 - 1 is the system's own range.
+        for bad in [0, -1, i64::MIN, 1 << 53, i64::MAX] {
             let body = CommandBody {
                 transaction_num: Some(bad),
                 ..body.clone()
