@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod record;
 pub mod sqlite;
 pub mod tokens;
+mod write_health;
 pub mod xml;
 
 use std::sync::Arc;
@@ -128,6 +129,24 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.revoke_api_token(user, id, now_ms).await,
             Store::Postgres(store) => store.revoke_api_token(user, id, now_ms).await,
+        }
+    }
+
+    /// Why writes fail, while the last one did (a full disk, a database
+    /// that refuses writes); `None` once one succeeds again.
+    pub fn writes_failing(&self) -> Option<String> {
+        match self {
+            Store::Sqlite(store) => store.writes_failing(),
+            Store::Postgres(store) => store.writes_failing(),
+        }
+    }
+
+    /// Writes a probe row, as readiness does while writes fail; a success
+    /// clears the failure.
+    pub async fn probe_writes(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.probe_writes().await,
+            Store::Postgres(store) => store.probe_writes().await,
         }
     }
 

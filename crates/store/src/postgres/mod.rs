@@ -30,6 +30,7 @@ pub use self::lease::Lease;
 pub use self::reader::PgReader;
 use crate::batch::{Done, Job};
 use crate::tokens::NewApiToken;
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 /// Jobs waiting for a committer before callers wait for room.
@@ -117,6 +118,9 @@ pub(crate) fn lock_key(name: &str) -> i32 {
 pub struct PgStore {
     db: Db,
     reader: PgReader,
+    /// Recorded as the probe row's instance.
+    server: String,
+    health: WriteHealth,
     /// `None` once closed.
     queue: Mutex<Option<mpsc::Sender<(Job, Reply)>>>,
     committers: Mutex<Vec<JoinHandle<()>>>,
@@ -131,6 +135,7 @@ impl PgStore {
         let db = Db::start(&options);
         let (sender, receiver) = mpsc::channel(QUEUE);
         let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
+        let health = WriteHealth::default();
         let committers = (0..options.committers.max(1))
             .map(|_| {
                 let committer = Committer {
@@ -138,6 +143,7 @@ impl PgStore {
                     server: options.server.clone(),
                     clock: options.clock.clone(),
                     max_batch: options.max_batch.max(1),
+                    health: health.clone(),
                 };
                 tokio::spawn(committer.run(queue.clone()))
             })
@@ -145,6 +151,8 @@ impl PgStore {
         PgStore {
             reader: PgReader { db: db.clone() },
             db,
+            server: options.server,
+            health,
             queue: Mutex::new(Some(sender)),
             committers: Mutex::new(committers),
         }
@@ -245,6 +253,35 @@ impl PgStore {
         .await
         .map_err(|e| self.db.failed(e))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Why writes fail, while the last one did.
+    pub fn writes_failing(&self) -> Option<String> {
+        self.health.failing()
+    }
+
+    /// Writes this instance's probe row: `Ok` when writes go through again.
+    pub async fn probe_writes(&self) -> Result<(), StoreError> {
+        self.db.check()?;
+        let written = sqlx::query(
+            "INSERT INTO write_probe (instance, at_ms) VALUES ($1, $2)
+             ON CONFLICT (instance) DO UPDATE SET at_ms = excluded.at_ms",
+        )
+        .bind(&self.server)
+        .bind(crate::system_clock()())
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.failed(e));
+        match written {
+            Ok(_) => {
+                self.health.succeeded();
+                Ok(())
+            }
+            Err(error) => {
+                self.health.failed(&error);
+                Err(error)
+            }
+        }
     }
 
     /// Commits everything queued so far, then stops the committers. Jobs

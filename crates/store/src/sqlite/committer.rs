@@ -19,12 +19,15 @@ use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, side_code, user_column};
 use crate::record::Record;
 use crate::tokens::TokenChange;
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 pub(crate) enum Msg {
     Job(Box<Job>, oneshot::Sender<Result<Done, StoreError>>),
     MarkRead(MarkRead),
     Token(TokenWrite),
+    /// Write the probe row (readiness asks while writes fail).
+    Probe(oneshot::Sender<Result<(), StoreError>>),
     /// Finish what is queued before this, then stop.
     Stop(oneshot::Sender<()>),
 }
@@ -51,6 +54,8 @@ pub(crate) struct Committer {
     pub next_seq: i64,
     /// The committed state of the accounts recent batches touched.
     pub accounts: AccountCache,
+    /// How the last batch ended, for readiness.
+    pub health: WriteHealth,
 }
 
 /// Accounts as last committed, decoded. The committer is the database's
@@ -97,11 +102,12 @@ struct Pending {
     replies: Vec<oneshot::Sender<Result<Done, StoreError>>>,
     marks: Vec<MarkRead>,
     tokens: Vec<TokenWrite>,
+    probes: Vec<oneshot::Sender<Result<(), StoreError>>>,
 }
 
 impl Pending {
     fn len(&self) -> usize {
-        self.jobs.len() + self.marks.len() + self.tokens.len()
+        self.jobs.len() + self.marks.len() + self.tokens.len() + self.probes.len()
     }
 }
 
@@ -122,6 +128,7 @@ impl Committer {
                     }
                     Msg::MarkRead(mark) => pending.marks.push(mark),
                     Msg::Token(token) => pending.tokens.push(token),
+                    Msg::Probe(reply) => pending.probes.push(reply),
                     Msg::Stop(ack) => {
                         stop = Some(ack);
                         break;
@@ -146,6 +153,7 @@ impl Committer {
         let first_seq = self.next_seq;
         match self.commit(pending) {
             Ok((applied, marked, tokens)) => {
+                self.health.succeeded();
                 metrics::histogram!("store_batch_size").record(pending.jobs.len() as f64);
                 metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
                 for (reply, result) in pending.replies.drain(..).zip(applied.results) {
@@ -157,11 +165,15 @@ impl Committer {
                 for (token, answer) in pending.tokens.drain(..).zip(tokens) {
                     let _ = token.reply.send(Ok(answer));
                 }
+                for probe in pending.probes.drain(..) {
+                    let _ = probe.send(Ok(()));
+                }
             }
             Err(error) => {
                 // Nothing of the batch was written: hand its row numbers out again.
                 self.next_seq = first_seq;
                 self.accounts.clear();
+                self.health.failed(&error);
                 tracing::error!(%error, jobs = pending.jobs.len(), "a SQLite batch failed and was rolled back");
                 metrics::counter!("store_batch_failures_total").increment(1);
                 for reply in pending.replies.drain(..) {
@@ -172,6 +184,9 @@ impl Committer {
                 }
                 for token in pending.tokens.drain(..) {
                     let _ = token.reply.send(Err(error.for_another_caller()));
+                }
+                for probe in pending.probes.drain(..) {
+                    let _ = probe.send(Err(error.for_another_caller()));
                 }
             }
         }
@@ -272,6 +287,13 @@ impl Committer {
             seq
         });
         write(&tx, &applied, now_ms)?;
+        if !pending.probes.is_empty() {
+            tx.prepare_cached(
+                "INSERT INTO write_probe (instance, at_ms) VALUES (?1, ?2)
+                 ON CONFLICT (instance) DO UPDATE SET at_ms = excluded.at_ms",
+            )?
+            .execute(params![self.server, now_ms])?;
+        }
         tx.commit()?;
         for write in std::mem::take(&mut applied.accounts) {
             let loaded = LoadedAccount {

@@ -29,6 +29,7 @@ use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
 use crate::record::{HistoryPage, LogRow};
 use crate::tokens::{ApiToken, NewApiToken, TokenChange, TokenHash};
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 /// The database file inside the data directory.
@@ -58,6 +59,7 @@ pub struct SqliteReader {
 pub struct SqliteStore {
     reader: SqliteReader,
     queue: mpsc::Sender<Msg>,
+    health: WriteHealth,
     committer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
     _lock: File,
@@ -102,6 +104,7 @@ impl SqliteStore {
                 r.get(0)
             })?;
         let (queue, rx) = mpsc::channel(QUEUE);
+        let health = WriteHealth::default();
         let committer = Committer {
             conn,
             server: options.server,
@@ -109,6 +112,7 @@ impl SqliteStore {
             max_batch: options.max_batch.max(1),
             next_seq,
             accounts: Default::default(),
+            health: health.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("sqlite-committer".into())
@@ -119,6 +123,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             reader: SqliteReader::new(path),
             queue,
+            health,
             committer: Mutex::new(Some(handle)),
             checkpointer: Mutex::new(Some(checkpointer)),
             _lock: lock,
@@ -186,6 +191,22 @@ impl SqliteStore {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Msg::Token(TokenWrite { change, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Why writes fail, while the last one did.
+    pub fn writes_failing(&self) -> Option<String> {
+        self.health.failing()
+    }
+
+    /// Writes the probe row through the committer, as a batch would: `Ok`
+    /// when writes go through again.
+    pub async fn probe_writes(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Msg::Probe(reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
