@@ -8,6 +8,7 @@ use std::sync::Arc;
 use engine::{CommandRequest, Money, Symbol, UserId};
 use quotes::{Origin, Quote, QuoteCache, QuoteClient, QuoteError, QuoteLoader, SharedQuoteLoader};
 use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Store, StoreError, Work};
+use tracing::Instrument as _;
 
 use crate::shutdown::Shutdown;
 
@@ -197,6 +198,8 @@ pub fn spawn_trigger_engine(
 ) -> tokio::task::JoinHandle<()> {
     let mut prices = trading.quotes().subscribe();
     let refresher = UserId::parse("daytrader-triggers").expect("valid id");
+    // Each job runs in a span naming it, so that whatever it logs (the
+    // store, the quote client, the cache) says which job it was part of.
     tokio::spawn(async move {
         // Without a refresh the select below never polls the timer, so its
         // period does not matter.
@@ -208,26 +211,41 @@ pub fn spawn_trigger_engine(
                 () = shutdown.wait() => break,
                 price = prices.recv() => match price {
                     Ok((symbol, price)) => {
-                        if let Err(error) = trading.fire_triggers(symbol, price).await {
-                            tracing::warn!(%error, %symbol, "could not fire triggers; the next refresh retries");
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "the trigger engine fell behind; re-checking from cached prices");
-                        for symbol in trading.reader().armed_symbols().await.unwrap_or_default() {
-                            if let Some(quote) = trading.quotes().peek(symbol)
-                                && let Err(error) = trading.fire_triggers(symbol, quote.price).await
-                            {
-                                tracing::warn!(%error, %symbol, "could not fire triggers");
+                        let job = tracing::info_span!("job", job = "fire_triggers", %symbol, %price);
+                        async {
+                            if let Err(error) = trading.fire_triggers(symbol, price).await {
+                                tracing::warn!(%error, "could not fire triggers; the next refresh retries");
                             }
                         }
+                        .instrument(job)
+                        .await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let job = tracing::info_span!("job", job = "recheck_triggers", missed);
+                        async {
+                            tracing::warn!("the trigger engine fell behind; re-checking from cached prices");
+                            for symbol in trading.reader().armed_symbols().await.unwrap_or_default() {
+                                if let Some(quote) = trading.quotes().peek(symbol)
+                                    && let Err(error) = trading.fire_triggers(symbol, quote.price).await
+                                {
+                                    tracing::warn!(%error, %symbol, "could not fire triggers");
+                                }
+                            }
+                        }
+                        .instrument(job)
+                        .await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick(), if refresh.is_some() => {
-                    if let Err(error) = trading.refresh_armed_prices(&refresher).await {
-                        tracing::warn!(%error, "could not refresh the prices of armed triggers");
+                    let job = tracing::info_span!("job", job = "refresh_armed_prices");
+                    async {
+                        if let Err(error) = trading.refresh_armed_prices(&refresher).await {
+                            tracing::warn!(%error, "could not refresh the prices of armed triggers");
+                        }
                     }
+                    .instrument(job)
+                    .await;
                 }
             }
         }
