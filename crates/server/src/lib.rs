@@ -5,6 +5,8 @@
 pub mod admin_token;
 pub mod app;
 pub mod auth;
+pub mod body_deadline;
+pub mod demo;
 pub mod error;
 pub mod openapi;
 pub mod routes;
