@@ -30,7 +30,7 @@ const RATE: &str = "400";
 const RETRIES: &str = "30";
 
 /// A workload of the project's own.
-fn workload(dir: &Path, users: u32, commands: u32, seed: u32) -> PathBuf {
+pub(crate) fn workload(dir: &Path, users: u32, commands: u32, seed: u32) -> PathBuf {
     let file = dir.join("work.txt");
     let status = Command::new(BIN)
         .args(["workload", "generate", "--users", &users.to_string()])
@@ -50,7 +50,7 @@ fn workload(dir: &Path, users: u32, commands: u32, seed: u32) -> PathBuf {
 
 /// Replays `file` through the cluster while `fault` runs, then checks
 /// everything the module's header says.
-async fn survives(
+pub(crate) async fn survives(
     cluster: &LocalCluster,
     file: &Path,
     options: &[&str],
