@@ -15,6 +15,8 @@ mod prng;
 mod replay;
 mod report;
 mod tally;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod timeline;
 mod workload;
 

@@ -389,14 +389,6 @@ mod tests {
 
     #[test]
     fn parses_the_course_files_when_present() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/workloads");
-        if !dir.is_dir() {
-            println!(
-                "note: {} is absent; skipping the course files",
-                dir.display()
-            );
-            return;
-        }
         let files = [
             ("1userWorkLoad.txt", 100, 1),
             ("2userWorkLoad.txt", 10_000, 2),
@@ -405,7 +397,10 @@ mod tests {
             ("100User_testWorkLoad.txt", 100_000, 100),
         ];
         for (file, commands, users) in files {
-            let parsed = parse_file(&dir.join(file)).unwrap();
+            let Some(path) = crate::testing::course_file(file) else {
+                return;
+            };
+            let parsed = parse_file(&path).unwrap();
             assert_eq!(parsed.malformed, vec![], "{file}");
             assert_eq!(parsed.commands.len(), commands, "{file}");
             let distinct: std::collections::HashSet<_> = parsed

@@ -727,12 +727,9 @@ async fn refuses_targets_it_cannot_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_the_one_user_course_file_when_present() {
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/workloads/1userWorkLoad.txt");
-    if !file.is_file() {
-        println!("note: {} is absent; skipping", file.display());
+    let Some(file) = loadgen::testing::course_file("1userWorkLoad.txt") else {
         return;
-    }
+    };
     let (url, fake) = spawn_fake(|body, _| {
         if command(body) == "DUMPLOG" {
             Reply::Xml(vec![Bytes::from_static(
