@@ -7,6 +7,8 @@
 
 #![no_main]
 
+use std::borrow::Cow;
+
 use daytrader_fuzz::{check_amount, check_request, check_symbol_text, check_user_text};
 use engine::{CommandBody, RejectKind};
 use libfuzzer_sys::fuzz_target;
@@ -27,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(text) = std::str::from_utf8(data) else {
             return;
         };
-        let mut fields = text.split('\n').map(str::to_owned);
+        let mut fields = text.split('\n').map(Cow::Borrowed);
         CommandBody {
             command: fields.next().unwrap_or_default(),
             user: fields.next(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use server::admin_token::TokenSource;
 use server::settings::Database;
+use store::Writes;
 
 use crate::cli::{MigrateArgs, ServeArgs};
 use crate::config;

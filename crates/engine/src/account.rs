@@ -32,25 +32,16 @@ pub struct Account {
     /// Spendable shares by symbol; a symbol with none is absent.
     pub(crate) holdings: BTreeMap<Symbol, i64>,
     /// Oldest first; the newest is popped first.
-    pub(crate) pending_buys: Vec<PendingBuy>,
-    pub(crate) pending_sells: Vec<PendingSell>,
+    pub(crate) pending_buys: Vec<PendingOrder>,
+    pub(crate) pending_sells: Vec<PendingOrder>,
     pub(crate) buy_triggers: BTreeMap<Symbol, BuyTrigger>,
     pub(crate) sell_triggers: BTreeMap<Symbol, SellTrigger>,
 }
 
-/// A BUY waiting for COMMIT_BUY; it holds `shares × price` of cash.
+/// A BUY waiting for COMMIT_BUY (it holds `shares × price` of cash), or a
+/// SELL waiting for COMMIT_SELL (it holds `shares`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingBuy {
-    pub symbol: Symbol,
-    pub shares: i64,
-    pub price: Money,
-    pub created_ms: i64,
-    pub txn: i64,
-}
-
-/// A SELL waiting for COMMIT_SELL; it holds `shares`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingSell {
+pub struct PendingOrder {
     pub symbol: Symbol,
     pub shares: i64,
     pub price: Money,
@@ -77,16 +68,46 @@ pub struct SellTrigger {
     pub txn: i64,
 }
 
-impl PendingBuy {
-    pub fn reserved(&self) -> Money {
+impl PendingOrder {
+    /// An order placed now by the command `ctx` runs.
+    pub(crate) fn new(symbol: Symbol, shares: i64, price: Money, ctx: &Context) -> PendingOrder {
+        PendingOrder {
+            symbol,
+            shares,
+            price,
+            created_ms: ctx.now_ms,
+            txn: ctx.txn,
+        }
+    }
+
+    /// What the order is worth at its price: the cash a buy holds, what a
+    /// sell brings.
+    pub fn value(&self) -> Money {
         self.price
             .times(self.shares)
             .expect("bounded when reserved")
     }
+
+    /// When it runs out.
+    pub fn expires_at_ms(&self) -> i64 {
+        self.created_ms.saturating_add(PENDING_TTL_MS)
+    }
+
+    fn is_expired(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.created_ms) >= PENDING_TTL_MS
+    }
 }
 
-pub(crate) fn is_expired(created_ms: i64, now_ms: i64) -> bool {
-    now_ms.saturating_sub(created_ms) >= PENDING_TTL_MS
+/// Takes the orders of `stack` that have expired by `now_ms`, oldest first.
+fn take_expired(stack: &mut Vec<PendingOrder>, now_ms: i64) -> Vec<PendingOrder> {
+    if !stack.iter().any(|order| order.is_expired(now_ms)) {
+        return Vec::new();
+    }
+    let (expired, live) = std::mem::take(stack)
+        .into_iter()
+        .partition(|order| order.is_expired(now_ms));
+    *stack = live;
+    expired
 }
 
 /// Which side of the book a trigger is on.
@@ -161,7 +182,7 @@ impl Account {
 
     /// Cash held by pending buys and buy triggers.
     pub fn reserved_cash(&self) -> Money {
-        let pending = self.pending_buys.iter().map(PendingBuy::reserved);
+        let pending = self.pending_buys.iter().map(PendingOrder::value);
         let triggers = self.buy_triggers.values().map(|t| t.reserved);
         pending
             .chain(triggers)
@@ -208,11 +229,11 @@ impl Account {
         symbols.into_iter()
     }
 
-    pub fn pending_buys(&self) -> &[PendingBuy] {
+    pub fn pending_buys(&self) -> &[PendingOrder] {
         &self.pending_buys
     }
 
-    pub fn pending_sells(&self) -> &[PendingSell] {
+    pub fn pending_sells(&self) -> &[PendingOrder] {
         &self.pending_sells
     }
 
@@ -304,49 +325,29 @@ impl Account {
 
     /// Releases every pending order that is 60 s old or older.
     pub fn expire(&mut self, now_ms: i64, events: &mut Vec<Event>) {
-        if self
-            .pending_buys
-            .iter()
-            .any(|b| is_expired(b.created_ms, now_ms))
-        {
-            let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_buys)
-                .into_iter()
-                .partition(|b| is_expired(b.created_ms, now_ms));
-            self.pending_buys = live;
-            for buy in expired {
-                let refund = buy.reserved();
-                self.credit(refund, buy.txn, events);
-                events.push(Event {
-                    txn: buy.txn,
-                    kind: EventKind::BuyExpired {
-                        symbol: buy.symbol,
-                        shares: buy.shares,
-                        price: buy.price,
-                        refund,
-                    },
-                });
-            }
+        for buy in take_expired(&mut self.pending_buys, now_ms) {
+            let refund = buy.value();
+            self.credit(refund, buy.txn, events);
+            events.push(Event {
+                txn: buy.txn,
+                kind: EventKind::BuyExpired {
+                    symbol: buy.symbol,
+                    shares: buy.shares,
+                    price: buy.price,
+                    refund,
+                },
+            });
         }
-        if self
-            .pending_sells
-            .iter()
-            .any(|s| is_expired(s.created_ms, now_ms))
-        {
-            let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_sells)
-                .into_iter()
-                .partition(|s| is_expired(s.created_ms, now_ms));
-            self.pending_sells = live;
-            for sell in expired {
-                self.add_shares(sell.symbol, sell.shares);
-                events.push(Event {
-                    txn: sell.txn,
-                    kind: EventKind::SellExpired {
-                        symbol: sell.symbol,
-                        shares: sell.shares,
-                        price: sell.price,
-                    },
-                });
-            }
+        for sell in take_expired(&mut self.pending_sells, now_ms) {
+            self.add_shares(sell.symbol, sell.shares);
+            events.push(Event {
+                txn: sell.txn,
+                kind: EventKind::SellExpired {
+                    symbol: sell.symbol,
+                    shares: sell.shares,
+                    price: sell.price,
+                },
+            });
         }
     }
 

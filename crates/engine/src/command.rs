@@ -75,20 +75,6 @@ pub struct Shape {
     pub amount: Arg,
 }
 
-impl CommandName {
-    /// The commands that need the current price of their symbol.
-    pub const fn needs_price(self) -> bool {
-        matches!(
-            self,
-            CommandName::Quote
-                | CommandName::Buy
-                | CommandName::Sell
-                | CommandName::SetBuyTrigger
-                | CommandName::SetSellTrigger
-        )
-    }
-}
-
 impl fmt::Display for CommandName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -106,9 +92,14 @@ impl FromStr for CommandName {
             .find(|name| name.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 let shown: String = s.chars().take(40).collect();
+                let (last, rest) = CommandName::ALL.split_last().expect("sixteen commands");
+                let rest: Vec<&str> = rest.iter().map(|name| name.as_str()).collect();
                 Rejection::new(
                     RejectCode::UnknownCommand,
-                    format!("{shown:?} is not a command; the commands are ADD, QUOTE, BUY, COMMIT_BUY, CANCEL_BUY, SELL, COMMIT_SELL, CANCEL_SELL, SET_BUY_AMOUNT, SET_BUY_TRIGGER, CANCEL_SET_BUY, SET_SELL_AMOUNT, SET_SELL_TRIGGER, CANCEL_SET_SELL, DUMPLOG and DISPLAY_SUMMARY"),
+                    format!(
+                        "{shown:?} is not a command; the commands are {} and {last}",
+                        rest.join(", ")
+                    ),
                 )
             })
     }
@@ -240,67 +231,6 @@ impl CommandRequest {
             CommandName::DumpLog => Command::DumpLog,
             CommandName::DisplaySummary => Command::DisplaySummary,
         })
-    }
-}
-
-/// A command as it arrives over HTTP: the JSON body of
-/// `POST /api/v1/commands`. Unknown fields are refused, so that a misspelt
-/// field is an error rather than silently ignored; `amount` is a decimal
-/// string, as JSON numbers are not exact.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandBody {
-    pub command: String,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub symbol: Option<String>,
-    #[serde(default)]
-    pub amount: Option<String>,
-    #[serde(default)]
-    pub filename: Option<String>,
-    /// A whole number; `3.0` is taken as 3, as JSON does not tell them apart.
-    #[serde(default, deserialize_with = "crate::whole_number::option")]
-    pub transaction_num: Option<i64>,
-}
-
-impl CommandBody {
-    /// Reads a body: one JSON object. serde would also take the fields as a
-    /// JSON array (`["ADD", "u", null, "1.00"]`), which no client means and
-    /// the API does not document, so anything but an object is refused.
-    pub fn from_json(body: &[u8]) -> Result<CommandBody, String> {
-        if !body.trim_ascii_start().starts_with(b"{") {
-            return Err("a command is a JSON object".to_owned());
-        }
-        serde_json::from_slice(body).map_err(|e| e.to_string())
-    }
-
-    /// The structurally valid command and its transaction number (the
-    /// idempotency key, positive when present). Every refusal here is
-    /// [`crate::RejectKind::Malformed`]; the amount is checked later, by
-    /// [`CommandRequest::command`], so that a refused amount is recorded.
-    pub fn decode(&self) -> Result<(CommandRequest, Option<i64>), Rejection> {
-        let name: CommandName = self.command.parse()?;
-        let request = CommandRequest::new(
-            name,
-            self.user.as_deref(),
-            self.symbol.as_deref(),
-            self.amount.as_deref(),
-            self.filename.as_deref(),
-        )?;
-        if self
-            .transaction_num
-            .is_some_and(|n| !crate::transaction_num::is_client_chosen(n))
-        {
-            return Err(Rejection::new(
-                RejectCode::InvalidTransactionNum,
-                format!(
-                    "transaction_num must be a whole number from 1 to {}.",
-                    crate::transaction_num::MAX_CLIENT
-                ),
-            ));
-        }
-        Ok((request, self.transaction_num))
     }
 }
 
@@ -441,61 +371,6 @@ mod tests {
             "{}",
             rejection.message
         );
-    }
-
-    #[test]
-    fn a_body_decodes_into_a_request_and_its_transaction_number() {
-        let body = CommandBody {
-            command: "buy".into(),
-            user: Some("u".into()),
-            symbol: Some("abc".into()),
-            amount: Some("12.50".into()),
-            transaction_num: Some(3),
-            ..CommandBody::default()
-        };
-        let (request, txn) = body.decode().unwrap();
-        assert_eq!(txn, Some(3));
-        assert_eq!(request.symbol.unwrap().as_str(), "ABC");
-        // Above 2^53 - 1 is the system's own range.
-        for bad in [0, -1, i64::MIN, 1 << 53, i64::MAX] {
-            let body = CommandBody {
-                transaction_num: Some(bad),
-                ..body.clone()
-            };
-            assert_eq!(
-                body.decode().unwrap_err().code,
-                RejectCode::InvalidTransactionNum
-            );
-        }
-        let unknown = CommandBody {
-            command: "STEAL".into(),
-            ..CommandBody::default()
-        };
-        assert_eq!(
-            unknown.decode().unwrap_err().code,
-            RejectCode::UnknownCommand
-        );
-    }
-
-    #[test]
-    fn a_body_is_a_json_object_and_nothing_else() {
-        let body = CommandBody::from_json(br#" {"command": "ADD", "user": "u", "amount": "1.00"}"#);
-        assert_eq!(body.unwrap().amount.as_deref(), Some("1.00"));
-        for bad in [
-            &br#"["ADD", "u", null, "1.00"]"#[..],
-            b"[]",
-            b"null",
-            b"\"ADD\"",
-            b"",
-            br#"{"command": "ADD", "amout": "1.00"}"#,
-            br#"{"command": "ADD"} {}"#,
-        ] {
-            assert!(
-                CommandBody::from_json(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 
     #[test]

@@ -16,21 +16,23 @@ pub mod transaction_num;
 mod triggers;
 mod user;
 pub mod whole_number;
+pub mod wire;
 
 pub use account::{
-    Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingBuy,
-    PendingSell, SellTrigger, TriggerSide, execute,
+    Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingOrder,
+    SellTrigger, TriggerSide, execute,
 };
 pub use command::{
-    Arg, Command, CommandBody, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,
+    Arg, Command, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,
 };
 pub use event::{Event, EventKind, FundsAction};
 pub use money::{AmountError, Dollars, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};
 pub use reply::{
-    Added, ArmedTrigger, Empty, Execution, PendingOrder, Quote, Reply, SettledOrder, TriggerAmount,
+    Added, ArmedTrigger, Empty, Execution, OrderPlaced, Quote, Reply, SettledOrder, TriggerAmount,
     TriggerCancelled,
 };
 pub use summary::{BuyTriggerView, Holding, PendingView, SellTriggerView, Summary};
 pub use symbol::{Symbol, SymbolError};
 pub use user::{UserId, UserIdError};
+pub use wire::{CommandBody, ErrorBody};

@@ -1,11 +1,11 @@
 //! BUY and SELL, and their commits and cancels: two last-in-first-out
 //! stacks of orders that wait 60 s for a commit.
 
-use crate::account::{Account, Context, PENDING_TTL_MS, PendingBuy, PendingSell};
+use crate::account::{Account, Context, PendingOrder};
 use crate::event::Event;
 use crate::money::Money;
 use crate::rejection::{RejectCode, Rejection};
-use crate::reply::{PendingOrder, Reply, SettledOrder};
+use crate::reply::{OrderPlaced, Reply, SettledOrder};
 use crate::symbol::Symbol;
 
 /// The whole shares `amount` buys at `price`, or `amount_too_small`.
@@ -22,6 +22,29 @@ fn whole_shares(amount: Money, price: Money, what: &str) -> Result<i64, Rejectio
         ));
     }
     Ok(shares)
+}
+
+impl PendingOrder {
+    /// The order as placed: what BUY and SELL answer.
+    fn placed(&self) -> Reply {
+        Reply::Pending(OrderPlaced {
+            symbol: self.symbol,
+            shares: self.shares,
+            price: self.price,
+            amount: self.value(),
+            expires_at_ms: self.expires_at_ms(),
+        })
+    }
+
+    /// The order as committed or cancelled, for `amount`.
+    fn settled(&self, amount: Money) -> Reply {
+        Reply::Settled(SettledOrder {
+            symbol: self.symbol,
+            shares: self.shares,
+            price: self.price,
+            amount,
+        })
+    }
 }
 
 impl Account {
@@ -47,31 +70,16 @@ impl Account {
             ));
         }
         self.debit(cost, ctx.txn, events);
-        self.pending_buys.push(PendingBuy {
-            symbol,
-            shares,
-            price,
-            created_ms: ctx.now_ms,
-            txn: ctx.txn,
-        });
-        Ok(Reply::Pending(PendingOrder {
-            symbol,
-            shares,
-            price,
-            amount: cost,
-            expires_at_ms: ctx.now_ms.saturating_add(PENDING_TTL_MS),
-        }))
+        let order = PendingOrder::new(symbol, shares, price, ctx);
+        let placed = order.placed();
+        self.pending_buys.push(order);
+        Ok(placed)
     }
 
     pub(crate) fn commit_buy(&mut self) -> Result<Reply, Rejection> {
         let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
         self.add_shares(buy.symbol, buy.shares);
-        Ok(Reply::Settled(SettledOrder {
-            symbol: buy.symbol,
-            shares: buy.shares,
-            price: buy.price,
-            amount: buy.reserved(),
-        }))
+        Ok(buy.settled(buy.value()))
     }
 
     pub(crate) fn cancel_buy(
@@ -80,14 +88,8 @@ impl Account {
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
         let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
-        let refund = buy.reserved();
-        self.credit(refund, ctx.txn, events);
-        Ok(Reply::Settled(SettledOrder {
-            symbol: buy.symbol,
-            shares: buy.shares,
-            price: buy.price,
-            amount: refund,
-        }))
+        self.credit(buy.value(), ctx.txn, events);
+        Ok(buy.settled(buy.value()))
     }
 
     pub(crate) fn sell(
@@ -110,20 +112,10 @@ impl Account {
             ));
         }
         self.remove_shares(symbol, shares);
-        self.pending_sells.push(PendingSell {
-            symbol,
-            shares,
-            price,
-            created_ms: ctx.now_ms,
-            txn: ctx.txn,
-        });
-        Ok(Reply::Pending(PendingOrder {
-            symbol,
-            shares,
-            price,
-            amount: price.times(shares).expect("at most the amount"),
-            expires_at_ms: ctx.now_ms.saturating_add(PENDING_TTL_MS),
-        }))
+        let order = PendingOrder::new(symbol, shares, price, ctx);
+        let placed = order.placed();
+        self.pending_sells.push(order);
+        Ok(placed)
     }
 
     pub(crate) fn commit_sell(
@@ -132,7 +124,7 @@ impl Account {
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
         let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
-        let proceeds = sell.price.times(sell.shares).expect("at most the amount");
+        let proceeds = sell.value();
         if self.cash.checked_add(proceeds).is_none() {
             self.pending_sells.push(sell);
             return Err(Rejection::new(
@@ -141,23 +133,13 @@ impl Account {
             ));
         }
         self.credit(proceeds, ctx.txn, events);
-        Ok(Reply::Settled(SettledOrder {
-            symbol: sell.symbol,
-            shares: sell.shares,
-            price: sell.price,
-            amount: proceeds,
-        }))
+        Ok(sell.settled(proceeds))
     }
 
     pub(crate) fn cancel_sell(&mut self) -> Result<Reply, Rejection> {
         let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
         self.add_shares(sell.symbol, sell.shares);
-        Ok(Reply::Settled(SettledOrder {
-            symbol: sell.symbol,
-            shares: sell.shares,
-            price: sell.price,
-            amount: sell.price.times(sell.shares).expect("at most the amount"),
-        }))
+        Ok(sell.settled(sell.value()))
     }
 }
 

@@ -19,7 +19,7 @@ pub enum Reply {
     /// QUOTE.
     Quote(Quote),
     /// BUY and SELL: an order waiting for its commit.
-    Pending(PendingOrder),
+    Pending(OrderPlaced),
     /// COMMIT_BUY, CANCEL_BUY, COMMIT_SELL, CANCEL_SELL: the order that was
     /// popped, at the price it was reserved at.
     Settled(SettledOrder),
@@ -79,7 +79,7 @@ pub struct Quote {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingOrder {
+pub struct OrderPlaced {
     pub symbol: Symbol,
     pub shares: i64,
     pub price: Money,
@@ -145,7 +145,7 @@ mod tests {
                 symbol,
                 price: money,
             }),
-            Reply::Pending(PendingOrder {
+            Reply::Pending(OrderPlaced {
                 symbol,
                 shares: 2,
                 price: money,

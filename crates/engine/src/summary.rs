@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::{Account, PENDING_TTL_MS};
+use crate::account::{Account, PendingOrder};
 use crate::money::Money;
 use crate::symbol::Symbol;
 
@@ -70,30 +70,20 @@ impl Account {
                 reserved_shares: self.reserved_shares(symbol),
             })
             .collect();
-        let pending = |symbol: Symbol, shares: i64, price: Money, created_ms: i64| PendingView {
-            symbol,
-            shares,
-            price,
-            amount: price.times(shares).expect("bounded when reserved"),
-            created_at_ms: created_ms,
-            expires_at_ms: created_ms.saturating_add(PENDING_TTL_MS),
+        let pending = |order: &PendingOrder| PendingView {
+            symbol: order.symbol,
+            shares: order.shares,
+            price: order.price,
+            amount: order.value(),
+            created_at_ms: order.created_ms,
+            expires_at_ms: order.expires_at_ms(),
         };
         Summary {
             cash: self.cash,
             reserved_cash: self.reserved_cash(),
             holdings,
-            pending_buys: self
-                .pending_buys
-                .iter()
-                .rev()
-                .map(|b| pending(b.symbol, b.shares, b.price, b.created_ms))
-                .collect(),
-            pending_sells: self
-                .pending_sells
-                .iter()
-                .rev()
-                .map(|s| pending(s.symbol, s.shares, s.price, s.created_ms))
-                .collect(),
+            pending_buys: self.pending_buys.iter().rev().map(pending).collect(),
+            pending_sells: self.pending_sells.iter().rev().map(pending).collect(),
             buy_triggers: self
                 .buy_triggers
                 .iter()

@@ -18,12 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use bytes::buf::BufMut;
 use bytes::{Bytes, BytesMut};
-use engine::CommandName;
+use engine::{CommandBody, CommandName, ErrorBody};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::body::Incoming;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::compact::Workload;
@@ -723,46 +722,25 @@ async fn create(path: &Path) -> Result<BufWriter<tokio::fs::File>, String> {
 /// The error code of a refusal, `unknown` when the body is not the API's
 /// error shape.
 fn error_code(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct ErrorBody<'a> {
-        #[serde(borrow)]
-        error: ErrorDetail<'a>,
-    }
-    #[derive(Deserialize)]
-    struct ErrorDetail<'a> {
-        #[serde(borrow)]
-        code: Cow<'a, str>,
-    }
-    serde_json::from_slice::<ErrorBody>(body)
-        .map_or_else(|_| "unknown".to_owned(), |b| b.error.code.into_owned())
+    ErrorBody::code_of(body).unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The JSON body of a command: only the fields the line has, amounts as
-/// the text they were in the file.
-#[derive(Serialize)]
-struct CommandBody<'a> {
-    command: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    symbol: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    amount: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    filename: Option<&'a str>,
-    transaction_num: i64,
+fn borrowed(field: &Option<String>) -> Option<Cow<'_, str>> {
+    field.as_deref().map(Cow::Borrowed)
 }
 
-/// Serializes straight into the buffer that becomes the request body: one
-/// allocation per command, shared (not copied) by its retries.
+/// The JSON body of a command, serialized straight into the buffer that
+/// becomes the request body: one allocation per command, shared (not
+/// copied) by its retries. Only the fields the line has, amounts as the
+/// text they were in the file.
 fn encode(command: &WorkloadCommand) -> Bytes {
     let body = CommandBody {
-        command: command.name.as_str(),
-        user: command.user.as_deref(),
-        symbol: command.symbol.as_deref(),
-        amount: command.amount.as_deref(),
-        filename: command.filename.as_deref(),
-        transaction_num: command.transaction_num,
+        command: Cow::Borrowed(command.name.as_str()),
+        user: borrowed(&command.user),
+        symbol: borrowed(&command.symbol),
+        amount: borrowed(&command.amount),
+        filename: borrowed(&command.filename),
+        transaction_num: Some(command.transaction_num),
     };
     let mut buf = BytesMut::with_capacity(128).writer();
     serde_json::to_writer(&mut buf, &body).expect("serializing to memory cannot fail");

@@ -12,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use cache::Cache;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -27,12 +26,12 @@ use crate::admin_token::{self, TokenSource};
 use crate::auth::Auth;
 use crate::body_deadline::DeadlineBody;
 use crate::error::ApiError;
-use crate::routes::{commands, health, log, notifications, quotes as quote_routes, users};
+use crate::respond::MAX_BODY;
+use crate::service::{Loader, Trading, spawn_trigger_engine};
 use crate::settings::{Database, Settings};
 use crate::shutdown::{self, Shutdown};
 use crate::state::AppState;
-use crate::trading::{Loader, Trading, spawn_trigger_engine};
-use crate::{openapi, telemetry};
+use crate::telemetry;
 
 pub const X_INSTANCE_ID: HeaderName = HeaderName::from_static("x-instance-id");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -40,27 +39,11 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let instance = HeaderValue::from_str(&state.instance_id)
         .unwrap_or_else(|_| HeaderValue::from_static("invalid-instance-id"));
-    Router::new()
-        .route("/api/v1/commands", post(commands::run_command))
-        .route("/api/v1/users/{user}", get(users::summary))
-        .route(
-            "/api/v1/users/{user}/notifications",
-            get(notifications::list),
-        )
-        .route(
-            "/api/v1/users/{user}/notifications/read",
-            post(notifications::mark_read),
-        )
-        .route("/api/v1/quotes/{symbol}", get(quote_routes::quote))
-        .route("/api/v1/log", get(log::dump_log))
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+    crate::api::router()
         .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(commands::MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(from_fn(refuse_oversized))
         .layer(from_fn_with_state(state.clone(), observe))
         // Outermost, so that every response carries it, errors included.
@@ -123,11 +106,11 @@ async fn refuse_oversized(request: Request, next: Next) -> Response {
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > commands::MAX_BODY as u64) {
+    if declared.is_some_and(|length| length > MAX_BODY as u64) {
         return ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("A request body is at most {} bytes.", commands::MAX_BODY),
+            format!("A request body is at most {} bytes.", MAX_BODY),
         )
         .into_response();
     }
@@ -230,7 +213,7 @@ pub enum StartError {
     #[error("the demo is for the embedded mode: leave DATABASE_URL and DB_HOST unset")]
     DemoNeedsEmbedded,
     #[error("the demo traders could not be made: {0}")]
-    Demo(#[from] crate::trading::ServiceError),
+    Demo(#[from] crate::service::ServiceError),
 }
 
 /// What a serving or working process runs on.

@@ -9,7 +9,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use engine::UserId;
 use sha2::{Digest, Sha256};
-use store::TokenHash;
+use store::{Reads, TokenHash};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;

@@ -12,7 +12,7 @@ use engine::{CommandName, CommandRequest, Money, Symbol, UserId};
 use store::{JobError, StoreError};
 
 use crate::auth::generate_token;
-use crate::trading::{ServiceError, Trading};
+use crate::service::{ServiceError, Trading};
 
 /// A demo trader: their name, and the first steps of their account.
 struct Trader {

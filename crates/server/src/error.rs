@@ -1,29 +1,25 @@
 //! Every failure the API can answer with, and the one place that turns it
 //! into a status code and the `{"error": {"code", "message"}}` body.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use engine::{RejectKind, Rejection};
+use engine::{ErrorBody, RejectKind, Rejection};
 use quotes::QuoteError;
-use serde::Serialize;
 use store::StoreError;
+
+use crate::service::ServiceError;
+
+/// Set on an answer that is the first outcome of a transaction number
+/// sent again.
+pub const X_IDEMPOTENT_REPLAY: HeaderName = HeaderName::from_static("x-idempotent-replay");
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
-}
-
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
+    /// A refusal answered again to a retried transaction number.
+    pub replay: bool,
 }
 
 impl ApiError {
@@ -32,7 +28,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            replay: false,
         }
+    }
+
+    /// Marks the refusal as the first outcome of a transaction number,
+    /// answered again (`X-Idempotent-Replay: true`).
+    pub fn replayed(self, replay: bool) -> ApiError {
+        ApiError { replay, ..self }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -57,10 +60,7 @@ impl ApiError {
 
     /// The JSON body alone, for responses built elsewhere.
     pub fn body(code: &str, message: &str) -> Vec<u8> {
-        serde_json::to_vec(&Body {
-            error: Detail { code, message },
-        })
-        .expect("plain strings serialize")
+        ErrorBody::new(code, message).to_json()
     }
 }
 
@@ -123,11 +123,18 @@ impl From<QuoteError> for ApiError {
     }
 }
 
-impl From<crate::trading::ServiceError> for ApiError {
-    fn from(error: crate::trading::ServiceError) -> ApiError {
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
         match error {
-            crate::trading::ServiceError::Quote(e) => ApiError::from(e),
-            crate::trading::ServiceError::Store(e) => ApiError::from(e),
+            ServiceError::Quote(e) => ApiError::from(e),
+            ServiceError::Store(e) => ApiError::from(e),
+            ServiceError::NumberReused(n) => ApiError::new(
+                StatusCode::CONFLICT,
+                "transaction_num_reused",
+                format!(
+                    "Transaction number {n} was already used for another kind of step; send the command with a new number."
+                ),
+            ),
         }
     }
 }
@@ -147,6 +154,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.replay {
+            response
+                .headers_mut()
+                .insert(X_IDEMPOTENT_REPLAY, HeaderValue::from_static("true"));
         }
         response
     }

@@ -3,19 +3,18 @@
 //! OpenAPI document.
 
 pub mod admin_token;
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod body_deadline;
 pub mod demo;
 pub mod error;
-pub mod openapi;
-pub mod routes;
+pub mod respond;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
-pub mod trading;
-pub mod views;
 pub mod web;
 pub mod worker;
 

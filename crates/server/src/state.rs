@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Auth;
-use crate::trading::Trading;
+use crate::service::Trading;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -15,9 +15,9 @@ use axum::routing::get;
 use store::Store;
 
 use crate::app::{Services, StartError, services};
+use crate::service::{Trading, spawn_trigger_engine};
 use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
-use crate::trading::{Trading, spawn_trigger_engine};
 
 /// The advisory lock's name; every worker of a deployment uses it.
 pub const LEADER_LOCK: &str = "daytrader-trigger-engine";
@@ -37,7 +37,7 @@ pub fn health_router(leading: Leading) -> Router {
             "follower"
         };
         let body = serde_json::json!({"status": "ok", "role": role});
-        crate::routes::commands::json_response(StatusCode::OK, body.to_string().into_bytes())
+        crate::respond::json_response(StatusCode::OK, body.to_string().into_bytes())
     }
     async fn metrics() -> String {
         crate::telemetry::render(&crate::telemetry::metrics_handle())

@@ -8,10 +8,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use engine::{CommandName, CommandRequest, UserId};
 use serde::Deserialize;
+use store::Reads;
 
+use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::commands::count;
-use crate::routes::log::xml_response;
+use crate::respond::xml_response;
+use crate::service;
 use crate::state::AppState;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
@@ -143,20 +145,14 @@ fn key_metrics(text: &str) -> Vec<(&'static str, String)> {
 }
 
 /// `GET /admin/log.xml`: the whole system's DUMPLOG, run as the command.
-pub async fn dump_log(
+pub async fn download_log(
     State(state): State<AppState>,
     _supervisor: Supervisor,
 ) -> Result<Response, PageError> {
     let request = CommandRequest::new(CommandName::DumpLog, None, None, None, None)
         .map_err(ApiError::from)?;
-    let done = state
-        .trading
-        .execute(request, None)
-        .await
-        .map_err(ApiError::from)?;
-    count(CommandName::DumpLog, &done);
-    let seq = done.seq.expect("a command writes a row");
-    let mut response = xml_response(state.trading.reader().stream_log(None, seq));
+    let dump = service::dump_log(&state.trading, &Principal::Supervisor, request, None).await?;
+    let mut response = xml_response(dump.chunks);
     response.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"daytrader-log.xml\""),

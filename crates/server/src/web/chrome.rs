@@ -1,14 +1,21 @@
 //! What the layout around every page shows: who is signed in, the
-//! navigation, a one-time message, the instance that served the page.
+//! navigation, a one-time message, the instance that served the page; and
+//! the error page, rendered in that layout around a [`PageError`].
 
 use std::sync::Arc;
+use store::Reads;
 
-use axum::http::StatusCode;
+use askama::Template;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 use crate::web::assets;
 use crate::web::error::PageError;
 use crate::web::session::{Flash, Session, Supervisor, Trader, Who};
+use crate::web::templates::html;
 
 pub struct Chrome {
     /// The instance serving this page: in every footer.
@@ -124,5 +131,50 @@ impl Chrome {
             flash: supervisor.session.take_flash(state).await,
             ..Chrome::new(state, "admin")
         }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    title: &'static str,
+    message: String,
+}
+
+/// Renders the [`PageError`] a response carries, with the header of
+/// whoever the request's session belongs to (a signed-in trader keeps their
+/// menu on a refusal, as on every other page).
+pub async fn render_errors(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Only the cookies are kept (cheap clones of the request's bytes), to
+    // find the session should the page fail.
+    let mut cookies = HeaderMap::new();
+    for value in request.headers().get_all(header::COOKIE) {
+        cookies.append(header::COOKIE, value.clone());
+    }
+    let mut response = next.run(request).await;
+    let Some(PageError::Page {
+        status,
+        title,
+        message,
+    }) = response.extensions_mut().remove::<PageError>()
+    else {
+        return response;
+    };
+    // A session that cannot be read (the cache is down) shows no menu.
+    let session = Session::load(&state, &cookies).await.ok().flatten();
+    let page = ErrorPage {
+        chrome: Chrome::for_error(&state, session.as_ref(), status).await,
+        title,
+        message,
+    };
+    match html(status, &page) {
+        Ok(rendered) => rendered,
+        // The error page itself failed: the status still tells.
+        Err(_) => status.into_response(),
     }
 }

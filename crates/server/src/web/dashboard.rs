@@ -4,6 +4,7 @@
 //! cache; and adding funds.
 
 use std::time::Duration;
+use store::Reads;
 
 use askama::Template;
 use axum::extract::State;
@@ -12,8 +13,8 @@ use axum::response::Response;
 use engine::{CommandName, Summary, UserId};
 use serde::Deserialize;
 
+use crate::service::SUMMARY_HISTORY;
 use crate::state::AppState;
-use crate::views::SUMMARY_HISTORY;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::forms::{Field, FormState, Posted, parse_txn};

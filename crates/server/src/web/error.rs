@@ -2,23 +2,17 @@
 //! an HTML error page.
 //!
 //! A handler or extractor returns a [`PageError`]; its response carries the
-//! error in an extension and no body, and [`render`] (a middleware around
-//! every page) renders it with the layout, which needs the state (the
-//! instance id in the footer) and the request's session (the signed-in
-//! trader's menu) that `IntoResponse` has no access to. Refusals
+//! error in an extension and no body, and `chrome::render_errors` (a
+//! middleware around every page) renders it with the layout, which needs
+//! the state (the instance id in the footer) and the request's session (the
+//! signed-in trader's menu) that `IntoResponse` has no access to. Refusals
 //! of a form's content are not page errors: the form's page shows them next
 //! to the field they are about.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::web::chrome::Chrome;
-use crate::web::session::Session;
-use crate::web::templates::{ErrorPage, html};
 
 #[derive(Clone, Debug)]
 pub enum PageError {
@@ -104,38 +98,5 @@ impl IntoResponse for PageError {
                 response
             }
         }
-    }
-}
-
-/// Renders the [`PageError`] a response carries, with the header of
-/// whoever the request's session belongs to (a signed-in trader keeps their
-/// menu on a refusal, as on every other page).
-pub async fn render(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Only the cookies are kept (cheap clones of the request's bytes), to
-    // find the session should the page fail.
-    let mut cookies = HeaderMap::new();
-    for value in request.headers().get_all(header::COOKIE) {
-        cookies.append(header::COOKIE, value.clone());
-    }
-    let mut response = next.run(request).await;
-    let Some(PageError::Page {
-        status,
-        title,
-        message,
-    }) = response.extensions_mut().remove::<PageError>()
-    else {
-        return response;
-    };
-    // A session that cannot be read (the cache is down) shows no menu.
-    let session = Session::load(&state, &cookies).await.ok().flatten();
-    let page = ErrorPage {
-        chrome: Chrome::for_error(&state, session.as_ref(), status).await,
-        title,
-        message,
-    };
-    match html(status, &page) {
-        Ok(rendered) => rendered,
-        // The error page itself failed: the status still tells.
-        Err(_) => status.into_response(),
     }
 }

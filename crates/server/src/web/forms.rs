@@ -88,6 +88,10 @@ impl<T> Posted<T> {
     }
 }
 
+/// A form with nothing in it but its CSRF token (sign out, revoke).
+#[derive(serde::Deserialize)]
+pub struct Empty {}
+
 /// The transaction number for a form about to be rendered: random from
 /// 2^32 to 2^52, far above the numbers an API client or a workload counts
 /// up from 1, and as likely to meet another form's as two 52-bit draws are

@@ -1,22 +1,25 @@
 //! The trader's audit trail, newest first, in pages; and their DUMPLOG.
 
 use std::time::Duration;
+use store::Reads;
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use engine::CommandName;
+use engine::{CommandName, CommandRequest};
 use serde::Deserialize;
 
-use crate::routes::log::xml_response;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::respond::xml_response;
+use crate::service;
 use crate::state::AppState;
 use crate::web::chrome::Chrome;
 use crate::web::dashboard::account;
 use crate::web::error::PageError;
 use crate::web::page_cache::{self, trader_key};
-use crate::web::run::run;
 use crate::web::session::Trader;
 use crate::web::templates::{Fragment, html};
 use crate::web::views::HistoryRow;
@@ -81,18 +84,21 @@ pub async fn page(
 
 /// `GET /history/log.xml`: the trader's DUMPLOG, run as the command (so
 /// it is in the log it streams) and downloaded as a file.
-pub async fn dump_log(
+pub async fn download_log(
     State(state): State<AppState>,
     trader: Trader,
 ) -> Result<Response, PageError> {
-    let ran = run(&state, &trader.user, CommandName::DumpLog, None, None, None).await?;
-    let seq = ran.seq.expect("a command writes a row");
-    let mut response = xml_response(
-        state
-            .trading
-            .reader()
-            .stream_log(Some(trader.user.clone()), seq),
-    );
+    let request = CommandRequest::new(
+        CommandName::DumpLog,
+        Some(trader.user.as_str()),
+        None,
+        None,
+        None,
+    )
+    .map_err(ApiError::from)?;
+    let caller = Principal::User(trader.user.clone());
+    let dump = service::dump_log(&state.trading, &caller, request, None).await?;
+    let mut response = xml_response(dump.chunks);
     let disposition = format!("attachment; filename=\"daytrader-log-{}.xml\"", trader.user);
     response.headers_mut().insert(
         header::CONTENT_DISPOSITION,

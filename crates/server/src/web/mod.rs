@@ -9,7 +9,6 @@
 //! embedded), so any instance serves any page of any signed-in trader.
 //! The pages need no script; one small file adds live countdowns.
 
-mod account;
 mod admin;
 mod assets;
 mod chrome;
@@ -24,6 +23,7 @@ pub(crate) mod password;
 mod quotes;
 mod run;
 mod session;
+mod sign_in;
 mod templates;
 mod throttle;
 mod tokens;
@@ -52,10 +52,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(dashboard::page))
         .route(
             "/register",
-            get(account::register_page).post(account::register),
+            get(sign_in::register_page).post(sign_in::register),
         )
-        .route("/login", get(account::login_page).post(account::login))
-        .route("/logout", post(account::logout))
+        .route("/login", get(sign_in::login_page).post(sign_in::login))
+        .route("/logout", post(sign_in::logout))
         .route("/funds", post(dashboard::add_funds))
         .route("/trade", get(trade::page))
         .route("/trade/buy", post(trade::buy))
@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/triggers/{side}/cancel", post(triggers::cancel))
         .route("/quote", get(quotes::page))
         .route("/history", get(history::page))
-        .route("/history/log.xml", get(history::dump_log))
+        .route("/history/log.xml", get(history::download_log))
         .route("/notifications", get(notifications::page))
         .route("/notifications/read", post(notifications::mark_read))
         .route("/tokens", get(tokens::page).post(tokens::create))
@@ -76,9 +76,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin", get(admin::page))
         .route(
             "/admin/login",
-            get(account::admin_login_page).post(account::admin_login),
+            get(sign_in::admin_login_page).post(sign_in::admin_login),
         )
-        .route("/admin/log.xml", get(admin::dump_log))
+        .route("/admin/log.xml", get(admin::download_log))
         // Personal data: never kept by a browser or a proxy.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     ];
     let mut router = pages
         .merge(assets)
-        .layer(from_fn_with_state(state, error::render));
+        .layer(from_fn_with_state(state, chrome::render_errors));
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::overriding(name, value));
     }

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use store::{Reads, Writes};
 
 use crate::state::AppState;
 use crate::web::chrome::Chrome;

@@ -7,56 +7,37 @@ use std::future::Future;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::{CommandName, CommandRequest, Reply, UserId};
-use store::Record;
 
 use crate::error::ApiError;
-use crate::routes::commands::count;
+use crate::service::{CommandOutcome, ServiceError};
 use crate::state::AppState;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
 use crate::web::session::{Flash, Trader};
 
-/// An accepted command.
-pub struct Ran {
-    pub reply: Reply,
-    /// The form had been sent before: this is the first outcome again.
-    pub duplicate: bool,
-    /// The log row it wrote (what a DUMPLOG streams up to).
-    pub seq: Option<i64>,
-}
-
-/// Runs `name` for `user` under the form's transaction number (`None` for
-/// reads that are commands, such as DUMPLOG, which take the row's). A
-/// refusal comes back as the API's error: its status, code and sentence.
-pub async fn run(
-    state: &AppState,
-    user: &UserId,
-    name: CommandName,
-    symbol: Option<&str>,
-    amount: Option<&str>,
-    txn: Option<i64>,
-) -> Result<Ran, ApiError> {
-    let request = CommandRequest::new(name, Some(user.as_str()), symbol, amount, None)?;
-    let done = state.trading.execute(request, txn).await?;
-    count(name, &done);
-    match done.record {
-        Record::Command {
-            outcome: Ok(reply), ..
-        } => Ok(Ran {
-            reply,
-            duplicate: done.duplicate,
-            seq: done.seq,
-        }),
-        Record::Command {
-            outcome: Err(rejection),
-            ..
-        } => Err(ApiError::from(rejection)),
+/// Runs `name` for `user` under the form's transaction number: the reply
+/// and whether it is the first outcome of an earlier submission. A refusal
+/// comes back as the API's error: its status, code and sentence.
+async fn run(state: &AppState, user: &UserId, sent: &Sent<'_>) -> Result<(Reply, bool), ApiError> {
+    let request = CommandRequest::new(
+        sent.name,
+        Some(user.as_str()),
+        sent.symbol,
+        sent.amount,
+        None,
+    )?;
+    match state.trading.execute(request, Some(sent.txn)).await {
+        Ok(CommandOutcome { result, replay, .. }) => match result {
+            Ok(reply) => Ok((reply, replay)),
+            Err(rejection) => Err(ApiError::from(rejection)),
+        },
         // Only a transaction number reused across kinds of step gets here.
-        _ => Err(ApiError::new(
+        Err(ServiceError::NumberReused(_)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "form_reused",
             "This form was already used for something else. Reload the page and try again.",
         )),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -84,15 +65,9 @@ where
     R: FnOnce(ApiError) -> Fut,
     Fut: Future<Output = Result<Response, PageError>>,
 {
-    let Sent {
-        name,
-        symbol,
-        amount,
-        txn,
-    } = sent;
-    match run(state, &trader.user, name, symbol, amount, Some(txn)).await {
-        Ok(ran) => {
-            let said = describe(name, &ran);
+    match run(state, &trader.user, &sent).await {
+        Ok((reply, replay)) => {
+            let said = describe(sent.name, &reply, replay);
             trader.session.flash(state, Flash::success(said)).await;
             Ok(Redirect::to(then).into_response())
         }
@@ -101,8 +76,8 @@ where
 }
 
 /// What an accepted command did, in a sentence for the next page.
-pub fn describe(name: CommandName, ran: &Ran) -> String {
-    let said = match &ran.reply {
+fn describe(name: CommandName, reply: &Reply, replay: bool) -> String {
+    let said = match reply {
         Reply::Added(added) => format!("Added {} to your cash.", dollars(added.added)),
         Reply::Pending(order) => {
             let side = if name == CommandName::Buy {
@@ -171,7 +146,7 @@ pub fn describe(name: CommandName, ran: &Ran) -> String {
         ),
         Reply::Quote(_) | Reply::Summary(_) | Reply::DumpLog(_) => format!("{name} done."),
     };
-    if ran.duplicate {
+    if replay {
         format!("{said} (This form had already been sent; it ran once.)")
     } else {
         said

@@ -1,11 +1,11 @@
-//! What every page renders with: the HTML response, rendered fragments and
-//! the error page. Each page's own template lives beside its handlers.
+//! What every page renders with: the HTML response and rendered fragments.
+//! Each page's own template lives beside its handlers (the error page's in
+//! `chrome`).
 
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 
 /// A rendered page with its status.
@@ -48,12 +48,4 @@ impl std::fmt::Display for Fragment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-pub struct ErrorPage {
-    pub chrome: Chrome,
-    pub title: &'static str,
-    pub message: String,
 }

@@ -3,21 +3,20 @@
 //! page that made it; only its hash is kept.
 
 use std::time::Duration;
+use store::{NewApiToken, Reads, Writes};
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use store::NewApiToken;
 
 use crate::auth::new_personal_token;
 use crate::state::AppState;
-use crate::web::account::Empty;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::format::utc;
-use crate::web::forms::{Posted, new_txn, parse_txn};
+use crate::web::forms::{Empty, Posted, new_txn, parse_txn};
 use crate::web::session::{Flash, Trader};
 use crate::web::templates::html;
 

@@ -28,6 +28,7 @@ use self::db::Db;
 use self::lease::LEADER_LOCK_CLASS;
 pub use self::lease::Lease;
 pub use self::reader::PgReader;
+use crate::backend::Writes;
 use crate::batch::{Done, Job};
 use crate::tokens::NewApiToken;
 use crate::write_health::WriteHealth;
@@ -167,8 +168,28 @@ impl PgStore {
         &self.reader
     }
 
-    /// Runs one job in the next batch and waits for its commit.
-    pub async fn submit(&self, job: Job) -> Result<Done, StoreError> {
+    /// Tries to take the lead of the role `name` (e.g. the trigger engine)
+    /// among every instance on this database: `None` when another holds
+    /// it. The lease keeps a connection of its own, outside the pool.
+    pub async fn try_lead(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let mut conn = self.db.dedicated().await?;
+        let key = lock_key(name);
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(LEADER_LOCK_CLASS)
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await?;
+        if taken {
+            Ok(Some(Lease::new(conn, key, self.db.acquire_timeout())))
+        } else {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(None)
+        }
+    }
+}
+
+impl Writes for PgStore {
+    async fn submit(&self, job: Job) -> Result<Done, StoreError> {
         self.db.check()?;
         let queue = self
             .queue
@@ -184,10 +205,7 @@ impl PgStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Marks `user`'s notifications read: those among `ids`, or all of them.
-    /// Only that user's rows are touched; returns how many changed. One
-    /// statement of its own: it touches no account, so it needs no batch.
-    pub async fn mark_notifications_read(
+    async fn mark_notifications_read(
         &self,
         user: &UserId,
         ids: Option<Vec<i64>>,
@@ -196,8 +214,10 @@ impl PgStore {
             return Err(StoreError::Closed);
         }
         self.db.check()?;
-        // What a trader sees changed: a new version makes their cached
-        // pages stale, as a command does.
+        // One statement of its own, outside the group commit: it changes
+        // no balance, so it needs no batch. What a trader sees changed, so
+        // it bumps the account's version too: a new version makes their
+        // cached pages stale, as a command does.
         let marked: i64 = sqlx::query_scalar(
             "WITH marked AS (
                  UPDATE notifications SET read = true
@@ -217,8 +237,7 @@ impl PgStore {
         Ok(marked as u64)
     }
 
-    /// Stores a new API token; answers its id.
-    pub async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
+    async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
         self.db.check()?;
         sqlx::query_scalar(
             "INSERT INTO api_tokens (user_id, name, token_hash, created_ms)
@@ -233,9 +252,7 @@ impl PgStore {
         .map_err(|e| self.db.failed(e))
     }
 
-    /// Revokes `user`'s token `id`; `false` when no such working token of
-    /// theirs exists (another user's token is never touched).
-    pub async fn revoke_api_token(
+    async fn revoke_api_token(
         &self,
         user: &UserId,
         id: i64,
@@ -255,13 +272,11 @@ impl PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Why writes fail, while the last one did.
-    pub fn writes_failing(&self) -> Option<String> {
+    fn writes_failing(&self) -> Option<String> {
         self.health.failing()
     }
 
-    /// Writes this instance's probe row: `Ok` when writes go through again.
-    pub async fn probe_writes(&self) -> Result<(), StoreError> {
+    async fn probe_writes(&self) -> Result<(), StoreError> {
         self.db.check()?;
         let written = sqlx::query(
             "INSERT INTO write_probe (instance, at_ms) VALUES ($1, $2)
@@ -284,33 +299,12 @@ impl PgStore {
         }
     }
 
-    /// Commits everything queued so far, then stops the committers. Jobs
-    /// submitted afterwards fail with [`StoreError::Closed`]; reads go on.
-    pub async fn close(&self) {
+    async fn close(&self) {
         // Dropping the sender lets the committers drain the queue and stop.
         drop(self.queue.lock().expect("not poisoned").take());
         let committers = std::mem::take(&mut *self.committers.lock().expect("not poisoned"));
         for committer in committers {
             let _ = committer.await;
-        }
-    }
-
-    /// Tries to take the lead of the role `name` (e.g. the trigger engine)
-    /// among every instance on this database: `None` when another holds
-    /// it. The lease keeps a connection of its own, outside the pool.
-    pub async fn try_lead(&self, name: &str) -> Result<Option<Lease>, StoreError> {
-        let mut conn = self.db.dedicated().await?;
-        let key = lock_key(name);
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(LEADER_LOCK_CLASS)
-            .bind(key)
-            .fetch_one(&mut conn)
-            .await?;
-        if taken {
-            Ok(Some(Lease::new(conn, key, self.db.acquire_timeout())))
-        } else {
-            let _ = sqlx::Connection::close(conn).await;
-            Ok(None)
         }
     }
 }

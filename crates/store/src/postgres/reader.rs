@@ -10,6 +10,7 @@ use sqlx::postgres::PgRow;
 
 use super::db::Db;
 use crate::StoreError;
+use crate::backend::Reads;
 use crate::batch::LoadedAccount;
 use crate::codec::{
     LogColumns, NotificationColumns, decode_account, limit_param, parse_user, side_code,
@@ -39,175 +40,6 @@ impl PgReader {
             .map_err(|e| self.db.failed(e))
     }
 
-    /// Whether the database answers (and the store is ready).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.fetch_all(sqlx::query("SELECT 1")).await.map(drop)
-    }
-
-    pub async fn account(&self, user: &UserId) -> Result<Option<LoadedAccount>, StoreError> {
-        let rows = self
-            .fetch_all(
-                sqlx::query("SELECT state, version FROM accounts WHERE user_id = $1")
-                    .bind(user.as_str()),
-            )
-            .await?;
-        rows.first()
-            .map(|row| {
-                Ok(LoadedAccount {
-                    account: decode_account(user, row.try_get("state")?)?,
-                    version: row.try_get("version")?,
-                })
-            })
-            .transpose()
-    }
-
-    /// Up to `limit` of the user's history lines from the rows before
-    /// `before_seq` (from the newest when `None`), newest first.
-    pub async fn history_page(
-        &self,
-        user: &UserId,
-        before_seq: Option<i64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                     WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-                )
-                .bind(user.as_str())
-                .bind(before_seq.unwrap_or(i64::MAX))
-                .bind(limit_param(limit.saturating_add(1))),
-            )
-            .await?;
-        let rows = rows.iter().map(log_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(HistoryPage::of(rows, limit))
-    }
-
-    /// The PHC string of the user's password, if they registered.
-    pub async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
-        let rows = self
-            .fetch_all(
-                sqlx::query("SELECT password_hash FROM credentials WHERE user_id = $1")
-                    .bind(user.as_str()),
-            )
-            .await?;
-        Ok(rows
-            .first()
-            .map(|row| row.try_get("password_hash"))
-            .transpose()?)
-    }
-
-    /// The user's API tokens, newest first, revoked ones included.
-    pub async fn api_tokens(&self, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT id, name, created_ms, revoked_ms FROM api_tokens
-                     WHERE user_id = $1 ORDER BY id DESC",
-                )
-                .bind(user.as_str()),
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ApiToken {
-                    id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    created_ms: row.try_get("created_ms")?,
-                    revoked_ms: row.try_get("revoked_ms")?,
-                })
-            })
-            .collect()
-    }
-
-    /// The user a working (not revoked) token acts for.
-    pub async fn api_token_user(&self, hash: TokenHash) -> Result<Option<UserId>, StoreError> {
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_ms IS NULL",
-                )
-                .bind(hash.as_slice()),
-            )
-            .await?;
-        rows.first()
-            .map(|row| parse_user(row.try_get("user_id")?))
-            .transpose()
-    }
-
-    /// Users with an armed trigger on `symbol` that `price` fires.
-    pub async fn users_with_firing_triggers(
-        &self,
-        symbol: Symbol,
-        price: Money,
-    ) -> Result<Vec<UserId>, StoreError> {
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT DISTINCT user_id FROM armed_triggers WHERE symbol = $1
-                     AND ((side = $2 AND trigger_price >= $4) OR (side = $3 AND trigger_price <= $4))",
-                )
-                .bind(symbol.as_str())
-                .bind(side_code(TriggerSide::Buy))
-                .bind(side_code(TriggerSide::Sell))
-                .bind(price.cents()),
-            )
-            .await?;
-        rows.iter()
-            .map(|row| parse_user(row.try_get("user_id")?))
-            .collect()
-    }
-
-    /// Every symbol with an armed trigger.
-    pub async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
-        let rows = self
-            .fetch_all(sqlx::query(
-                "SELECT DISTINCT symbol FROM armed_triggers ORDER BY symbol",
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let symbol: &str = row.try_get("symbol")?;
-                Symbol::parse(symbol)
-                    .map_err(|_| StoreError::Corrupt(format!("armed trigger symbol {symbol:?}")))
-            })
-            .collect()
-    }
-
-    /// The audit log as XML, rows up to `upto_seq`, of one user or of
-    /// everyone: read a page of 1,000 rows at a time and sent in 64 KiB
-    /// chunks through a small channel, so memory stays flat whatever the
-    /// log's size, and a client that stops reading stops the reading. Each
-    /// page holds a pooled connection only while it is read.
-    pub fn stream_log(
-        &self,
-        user: Option<UserId>,
-        upto_seq: i64,
-    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + use<> {
-        let this = self.clone();
-        // The dump runs on a blocking thread (dump.rs); each page's query
-        // runs on the runtime and the thread waits for it.
-        let runtime = tokio::runtime::Handle::current();
-        dump::stream(
-            move |query| runtime.block_on(this.log_rows(query)),
-            user,
-            upto_seq,
-        )
-    }
-
-    /// Up to `limit` rows of the whole log after row `after_seq`, in `seq`
-    /// order.
-    pub async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
-        self.log_rows(LogQuery {
-            user: None,
-            after_seq,
-            upto_seq: i64::MAX,
-            limit,
-        })
-        .await
-    }
-
     async fn log_rows(&self, query: LogQuery) -> Result<Vec<LogRow>, StoreError> {
         let statement = match query.user {
             Some(_) => sqlx::query(
@@ -230,10 +62,164 @@ impl PgReader {
             .await?;
         rows.iter().map(log_row).collect()
     }
+}
 
-    /// Up to `limit` accounts after `after_user`, in user id order (byte
-    /// order: the column is `COLLATE "C"`).
-    pub async fn accounts_page(
+impl Reads for PgReader {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.fetch_all(sqlx::query("SELECT 1")).await.map(drop)
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<LoadedAccount>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT state, version FROM accounts WHERE user_id = $1")
+                    .bind(user.as_str()),
+            )
+            .await?;
+        rows.first()
+            .map(|row| {
+                Ok(LoadedAccount {
+                    account: decode_account(user, row.try_get("state")?)?,
+                    version: row.try_get("version")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn history_page(
+        &self,
+        user: &UserId,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                     WHERE user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+                )
+                .bind(user.as_str())
+                .bind(before_seq.unwrap_or(i64::MAX))
+                .bind(limit_param(limit.saturating_add(1))),
+            )
+            .await?;
+        let rows = rows.iter().map(log_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryPage::of(rows, limit))
+    }
+
+    async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT password_hash FROM credentials WHERE user_id = $1")
+                    .bind(user.as_str()),
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| row.try_get("password_hash"))
+            .transpose()?)
+    }
+
+    async fn api_tokens(&self, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT id, name, created_ms, revoked_ms FROM api_tokens
+                     WHERE user_id = $1 ORDER BY id DESC",
+                )
+                .bind(user.as_str()),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiToken {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    created_ms: row.try_get("created_ms")?,
+                    revoked_ms: row.try_get("revoked_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn api_token_user(&self, hash: TokenHash) -> Result<Option<UserId>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_ms IS NULL",
+                )
+                .bind(hash.as_slice()),
+            )
+            .await?;
+        rows.first()
+            .map(|row| parse_user(row.try_get("user_id")?))
+            .transpose()
+    }
+
+    async fn users_with_firing_triggers(
+        &self,
+        symbol: Symbol,
+        price: Money,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT DISTINCT user_id FROM armed_triggers WHERE symbol = $1
+                     AND ((side = $2 AND trigger_price >= $4) OR (side = $3 AND trigger_price <= $4))",
+                )
+                .bind(symbol.as_str())
+                .bind(side_code(TriggerSide::Buy))
+                .bind(side_code(TriggerSide::Sell))
+                .bind(price.cents()),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| parse_user(row.try_get("user_id")?))
+            .collect()
+    }
+
+    async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
+        let rows = self
+            .fetch_all(sqlx::query(
+                "SELECT DISTINCT symbol FROM armed_triggers ORDER BY symbol",
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let symbol: &str = row.try_get("symbol")?;
+                Symbol::parse(symbol)
+                    .map_err(|_| StoreError::Corrupt(format!("armed trigger symbol {symbol:?}")))
+            })
+            .collect()
+    }
+
+    fn stream_log(
+        &self,
+        user: Option<UserId>,
+        upto_seq: i64,
+    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+        let this = self.clone();
+        // The dump runs on a blocking thread (dump.rs); each page's query
+        // runs on the runtime and the thread waits for it.
+        let runtime = tokio::runtime::Handle::current();
+        dump::stream(
+            move |query| runtime.block_on(this.log_rows(query)),
+            user,
+            upto_seq,
+        )
+    }
+
+    async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
+        self.log_rows(LogQuery {
+            user: None,
+            after_seq,
+            upto_seq: i64::MAX,
+            limit,
+        })
+        .await
+    }
+
+    async fn accounts_page(
         &self,
         after_user: Option<&UserId>,
         limit: usize,
@@ -258,9 +244,7 @@ impl PgReader {
             .collect()
     }
 
-    /// The user's notifications, newest first: up to `limit` of those with
-    /// an id below `before_id` (from the newest when `None`).
-    pub async fn notifications(
+    async fn notifications(
         &self,
         user: &UserId,
         before_id: Option<i64>,
@@ -293,8 +277,7 @@ impl PgReader {
             .collect()
     }
 
-    /// How many of the user's notifications are unread.
-    pub async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
+    async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
         let rows = self
             .fetch_all(
                 sqlx::query(

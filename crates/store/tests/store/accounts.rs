@@ -3,9 +3,11 @@
 //! that tells cached pages they are stale.
 
 use std::sync::atomic::Ordering;
+use store::{
+    Done, Job, JobError, NewApiToken, QuoteFetch, Reads, Record, StoreError, Work, Writes,
+};
 
 use engine::{CommandName, Money, Symbol};
-use store::{Done, Job, JobError, NewApiToken, QuoteFetch, Record, StoreError, Work};
 
 use crate::fixture::{Fixture, add, assert_valid_xml, bare, dump, on_both_back_ends, priced, user};
 

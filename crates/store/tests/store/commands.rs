@@ -2,9 +2,9 @@
 //! across reopening, the clock, triggers and shutdown.
 
 use std::sync::atomic::Ordering;
+use store::{Job, JobError, QuoteFetch, QuoteUse, Reads, StoreError, Work, Writes};
 
 use engine::{CommandName, Money, RejectCode, Reply, Symbol};
-use store::{Job, JobError, QuoteFetch, QuoteUse, StoreError, Work};
 
 use crate::fixture::{
     Fixture, T0, add, bare, cached, cash, dump, job, on_both_back_ends, outcome, priced, request,

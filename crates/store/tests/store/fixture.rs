@@ -13,6 +13,7 @@ use std::process::Command as Process;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+use store::{Reads, Writes};
 
 use engine::{CommandName, CommandRequest, Money, Reply, Symbol, UserId};
 use futures::StreamExt;

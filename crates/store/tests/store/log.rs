@@ -2,6 +2,7 @@
 //! schema) and the pages an audit replays.
 
 use std::collections::BTreeMap;
+use store::{Reads, Writes};
 
 use engine::{CommandName, UserId};
 

@@ -2,9 +2,9 @@
 //! first, marked read only by their own user.
 
 use std::sync::atomic::Ordering;
+use store::{Job, Notification, NotificationKind, Reads, Work, Writes};
 
 use engine::{CommandName, Money, Symbol};
-use store::{Job, Notification, NotificationKind, Work};
 
 use crate::fixture::{Fixture, add, bare, on_both_back_ends, priced, user};
 

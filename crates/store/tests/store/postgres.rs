@@ -7,10 +7,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
+use store::{Done, Job, PgStore, Reads, Record, StoreError, Writes};
 
 use engine::{CommandName, Money, Symbol, UserId};
 use sqlx::Connection;
-use store::{Done, Job, PgStore, Record, StoreError};
 
 use crate::fixture::{
     PgDatabase, T0, add, bare, global_dumplog, outcome, priced, user, wait_until_ready,

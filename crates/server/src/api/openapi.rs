@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use engine::{Arg, CommandName, MAX_AMOUNT_TEXT, MAX_FILENAME, UserId};
 
-use crate::routes::commands::json_response;
-use crate::routes::notifications::{MAX_MARK_READ, MAX_PAGE};
+use crate::api::notifications::{MAX_MARK_READ, MAX_PAGE};
+use crate::respond::json_response;
 
 pub async fn document() -> Response {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();

@@ -1,16 +1,25 @@
 //! The trading service: the path every command takes, whichever door it
-//! came in by. It gets the price a command needs (before any transaction, so
-//! no transaction ever waits on the quote service), then hands the command
-//! to the store's group commit.
+//! came in by (the JSON API in `crate::api`, the web pages in
+//! `crate::web`). It gets the price a command needs (before any
+//! transaction, so no transaction ever waits on the quote service), hands
+//! the command to the store's group commit, counts it, and answers a
+//! [`CommandOutcome`] that each door only renders.
 
-use std::sync::Arc;
+mod dumplog;
+mod outcome;
+mod triggers;
 
 use engine::{CommandRequest, Money, Symbol, UserId};
 use quotes::{Origin, Quote, QuoteCache, QuoteClient, QuoteError, QuoteLoader, SharedQuoteLoader};
-use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Store, StoreError, Work};
-use tracing::Instrument as _;
+use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Reads, Store, StoreError, Work, Writes};
 
-use crate::shutdown::Shutdown;
+pub use self::dumplog::{Dump, dump_log};
+pub use self::outcome::CommandOutcome;
+pub use self::triggers::spawn_trigger_engine;
+
+/// How many history lines a summary carries (the API's and the
+/// dashboard's).
+pub const SUMMARY_HISTORY: usize = 10;
 
 /// What can keep a command from running (as opposed to running and being
 /// refused, which is an outcome).
@@ -20,6 +29,10 @@ pub enum ServiceError {
     Quote(#[from] QuoteError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The transaction number was first used for another kind of step (a
+    /// registration); its first outcome cannot answer a command.
+    #[error("transaction number {0} was already used for another kind of step")]
+    NumberReused(i64),
 }
 
 /// Where a miss of the in-process quote cache goes: straight to the quote
@@ -67,25 +80,30 @@ impl Trading {
         &self.quotes
     }
 
-    /// Runs one command, recording it with its outcome. `idem_key` is the
-    /// client's transaction number.
+    /// Runs one command, recording it with its outcome, and counts it in
+    /// `commands_total`. `idem_key` is the client's transaction number.
     pub async fn execute(
         &self,
         request: CommandRequest,
         idem_key: Option<i64>,
-    ) -> Result<Done, ServiceError> {
+    ) -> Result<CommandOutcome, ServiceError> {
+        let name = request.name;
+        let user = request.user.clone();
         // A command refused for its amount needs no price: don't pay for one.
         let symbol = request.command().ok().and_then(|c| c.price_symbol());
-        let quote = match (symbol, &request.user) {
+        let quote = match (symbol, &user) {
             (Some(symbol), Some(user)) => Some(quote_use(self.quotes.get(symbol, user).await?)),
             _ => None,
         };
         let job = Job {
-            user: request.user.clone(),
+            user: user.clone(),
             idem_key,
             work: Work::Command { request, quote },
         };
-        Ok(self.store.submit(job).await?)
+        let done = self.store.submit(job).await?;
+        let outcome = CommandOutcome::of(name, user, done)?;
+        outcome.count();
+        Ok(outcome)
     }
 
     /// Registers a trader from the web pages: their empty account and their
@@ -183,71 +201,4 @@ fn quote_use(quote: Quote) -> QuoteUse {
             price: quote.price,
         },
     }
-}
-
-/// The trigger engine of one process: every price this process fetches
-/// fires the triggers it satisfies; with `refresh`, the prices of symbols
-/// with armed triggers are also refreshed on that period (through the
-/// cache, so at most once per cache lifetime per symbol). Embedded, one
-/// process does both; in a cluster every instance fires on its own fetches
-/// and only the leading worker refreshes.
-pub fn spawn_trigger_engine(
-    trading: Arc<Trading>,
-    refresh: Option<std::time::Duration>,
-    shutdown: Shutdown,
-) -> tokio::task::JoinHandle<()> {
-    let mut prices = trading.quotes().subscribe();
-    let refresher = UserId::parse("daytrader-triggers").expect("valid id");
-    // Each job runs in a span naming it, so that whatever it logs (the
-    // store, the quote client, the cache) says which job it was part of.
-    tokio::spawn(async move {
-        // Without a refresh the select below never polls the timer, so its
-        // period does not matter.
-        let mut tick =
-            tokio::time::interval(refresh.unwrap_or(std::time::Duration::from_secs(86_400)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.wait() => break,
-                price = prices.recv() => match price {
-                    Ok((symbol, price)) => {
-                        let job = tracing::info_span!("job", job = "fire_triggers", %symbol, %price);
-                        async {
-                            if let Err(error) = trading.fire_triggers(symbol, price).await {
-                                tracing::warn!(%error, "could not fire triggers; the next refresh retries");
-                            }
-                        }
-                        .instrument(job)
-                        .await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        let job = tracing::info_span!("job", job = "recheck_triggers", missed);
-                        async {
-                            tracing::warn!("the trigger engine fell behind; re-checking from cached prices");
-                            for symbol in trading.reader().armed_symbols().await.unwrap_or_default() {
-                                if let Some(quote) = trading.quotes().peek(symbol)
-                                    && let Err(error) = trading.fire_triggers(symbol, quote.price).await
-                                {
-                                    tracing::warn!(%error, %symbol, "could not fire triggers");
-                                }
-                            }
-                        }
-                        .instrument(job)
-                        .await;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                },
-                _ = tick.tick(), if refresh.is_some() => {
-                    let job = tracing::info_span!("job", job = "refresh_armed_prices");
-                    async {
-                        if let Err(error) = trading.refresh_armed_prices(&refresher).await {
-                            tracing::warn!(%error, "could not refresh the prices of armed triggers");
-                        }
-                    }
-                    .instrument(job)
-                    .await;
-                }
-            }
-        }
-    })
 }

@@ -7,11 +7,11 @@ use axum::response::Response;
 use engine::Symbol;
 use quotes::Origin;
 
+use crate::api::shapes::QuoteView;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::commands::json_response;
+use crate::respond::json_response;
 use crate::state::AppState;
-use crate::views::QuoteView;
 
 pub async fn quote(
     State(state): State<AppState>,

@@ -4,9 +4,6 @@ use engine::{Money, Reply, Summary};
 use serde::Serialize;
 use store::HistoryItem;
 
-/// How many history lines a summary carries.
-pub const SUMMARY_HISTORY: usize = 10;
-
 /// The answer to an accepted command.
 #[derive(Serialize)]
 pub struct CommandResponse<'a, R: Serialize> {

@@ -6,12 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use engine::{RejectCode, Rejection, UserId};
+use store::Reads;
 
+use crate::api::shapes::SummaryView;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::commands::json_response;
+use crate::respond::json_response;
+use crate::service::SUMMARY_HISTORY;
 use crate::state::AppState;
-use crate::views::{SUMMARY_HISTORY, SummaryView};
 
 pub async fn summary(
     State(state): State<AppState>,

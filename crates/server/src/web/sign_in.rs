@@ -6,14 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::UserId;
 use serde::Deserialize;
-use store::{JobError, StoreError};
+use store::{JobError, Reads, StoreError};
 
 use crate::error::ApiError;
+use crate::service::ServiceError;
 use crate::state::AppState;
-use crate::trading::ServiceError;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
-use crate::web::forms::{Posted, new_txn, parse_txn};
+use crate::web::forms::{Empty, Posted, new_txn, parse_txn};
 use crate::web::password;
 use crate::web::session::{Flash, Session, Visitor, Who, is_https, with_cookie};
 use crate::web::templates::html;
@@ -253,9 +253,6 @@ pub async fn register(
         .await;
     Ok(with_cookie(Redirect::to("/"), cookie))
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 pub async fn logout(
     State(state): State<AppState>,

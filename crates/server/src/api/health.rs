@@ -4,8 +4,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use store::{Reads, Writes};
 
-use crate::routes::commands::json_response;
+use crate::respond::json_response;
 use crate::state::AppState;
 
 /// The process is up.

@@ -7,12 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use store::Notification;
+use store::{Notification, Reads, Writes};
 
+use crate::api::users::{parse_user, unknown_user};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::routes::commands::json_response;
-use crate::routes::users::{parse_user, unknown_user};
+use crate::respond::json_response;
 use crate::state::AppState;
 
 /// The most notifications one page may hold.

@@ -1,0 +1,323 @@
+//! The contract every back end keeps: [`Reads`] (what can be read, while
+//! the store runs or beside it) and [`Writes`] (the group commit and the
+//! few writes outside it). SQLite ([`crate::sqlite`]) and PostgreSQL
+//! ([`crate::postgres`]) implement both; [`Store`] and [`Reader`] pick one
+//! at start-up and dispatch to it, statically (an enum over a closed set,
+//! not a trait object).
+//!
+//! Each method is documented once, here; the back ends only say how.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use engine::{Money, Symbol, UserId};
+use futures::Stream;
+
+use crate::StoreError;
+use crate::batch::{Done, Job, LoadedAccount};
+use crate::notification::Notification;
+use crate::postgres::{PgReader, PgStore};
+use crate::record::{HistoryItem, HistoryPage, LogRow};
+use crate::sqlite::{SqliteReader, SqliteStore};
+use crate::tokens::{ApiToken, NewApiToken, TokenHash};
+
+/// Read access, cheap to clone.
+pub trait Reads: Clone + Send + Sync + 'static {
+    /// Whether the database answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn account(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<LoadedAccount>, StoreError>> + Send;
+
+    /// The user's history lines from up to `limit` log rows before row
+    /// `before_seq` (from the newest when `None`), newest first. A page may
+    /// hold fewer lines than rows: quote fetches are not history.
+    fn history_page(
+        &self,
+        user: &UserId,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+
+    /// The user's history lines from their latest `limit` log rows, newest
+    /// first.
+    fn history(
+        &self,
+        user: &UserId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HistoryItem>, StoreError>> + Send {
+        async move { Ok(self.history_page(user, None, limit).await?.items) }
+    }
+
+    /// The PHC string of the user's password, if they registered on the
+    /// web pages (a user created by a first ADD has none).
+    fn password_hash(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The user's API tokens, newest first, revoked ones included.
+    fn api_tokens(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<ApiToken>, StoreError>> + Send;
+
+    /// The user whose working (not revoked) token has this hash.
+    fn api_token_user(
+        &self,
+        hash: TokenHash,
+    ) -> impl Future<Output = Result<Option<UserId>, StoreError>> + Send;
+
+    /// Users with an armed trigger on `symbol` that `price` fires.
+    fn users_with_firing_triggers(
+        &self,
+        symbol: Symbol,
+        price: Money,
+    ) -> impl Future<Output = Result<Vec<UserId>, StoreError>> + Send;
+
+    /// Every symbol with an armed trigger.
+    fn armed_symbols(&self) -> impl Future<Output = Result<Vec<Symbol>, StoreError>> + Send;
+
+    /// The XML audit log up to row `upto_seq`, of one user or of everyone:
+    /// read a page at a time and sent in chunks through a small channel,
+    /// so memory stays flat whatever the log's size, and a client that
+    /// stops reading stops the reading.
+    fn stream_log(
+        &self,
+        user: Option<UserId>,
+        upto_seq: i64,
+    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static;
+
+    /// Up to `limit` rows of the whole log after row `after_seq`, in `seq`
+    /// order. Together with [`Reads::accounts_page`], what an audit needs
+    /// to replay the log and compare the result with the stored accounts.
+    fn log_page(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LogRow>, StoreError>> + Send;
+
+    /// Up to `limit` stored accounts after `after_user` (from the first when
+    /// `None`), ordered by user id in byte order (as [`UserId`]'s `Ord`), on
+    /// every back end.
+    fn accounts_page(
+        &self,
+        after_user: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(UserId, LoadedAccount)>, StoreError>> + Send;
+
+    /// The user's notifications, newest first: up to `limit` of those with
+    /// an id below `before_id` (from the newest when `None`).
+    fn notifications(
+        &self,
+        user: &UserId,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// How many of the user's notifications are unread.
+    fn unread_notifications(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Writes. Commands, trigger executions, quote fetches and registrations
+/// go through [`Writes::submit`]: the group commit, one atomic step each.
+pub trait Writes: Send + Sync {
+    /// Runs one job in the next group commit and waits for it: the answer
+    /// means the step and its audit entries are committed and synced.
+    fn submit(&self, job: Job) -> impl Future<Output = Result<Done, StoreError>> + Send;
+
+    /// Marks `user`'s notifications read: those among `ids`, or all of them
+    /// when `None`. Only that user's notifications are ever touched; returns
+    /// how many changed. A change bumps the user's account version, as a
+    /// command does, since what the user sees has changed.
+    fn mark_notifications_read(
+        &self,
+        user: &UserId,
+        ids: Option<Vec<i64>>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Stores a new API token; answers its id.
+    fn create_api_token(
+        &self,
+        token: NewApiToken,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Revokes `user`'s token `id`; `false` when `user` has no such working
+    /// token (another user's token is never touched).
+    fn revoke_api_token(
+        &self,
+        user: &UserId,
+        id: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Why writes fail, while the last one did (a full disk, a database
+    /// that refuses writes); `None` once one succeeds again. How each
+    /// back end's batches end is noted by [`crate::write_health`].
+    fn writes_failing(&self) -> Option<String>;
+
+    /// Writes this instance's probe row, as readiness does while writes
+    /// fail; a success clears the failure.
+    fn probe_writes(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Commits what is queued and stops taking work. Jobs submitted
+    /// afterwards fail with [`StoreError::Closed`]; reads go on.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The store a server runs on.
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Read access to whichever back end the store runs on.
+#[derive(Clone)]
+pub enum Reader {
+    Sqlite(SqliteReader),
+    Postgres(PgReader),
+}
+
+impl Store {
+    /// Read access to the same database.
+    pub fn reader(&self) -> Reader {
+        match self {
+            Store::Sqlite(store) => Reader::Sqlite(store.reader().clone()),
+            Store::Postgres(store) => Reader::Postgres(store.reader().clone()),
+        }
+    }
+}
+
+/// Calls `$call` on the back end `$value` holds, as `$it`.
+macro_rules! on_back_end {
+    ($value:expr, $enum:ident, $it:ident => $call:expr) => {
+        match $value {
+            $enum::Sqlite($it) => $call,
+            $enum::Postgres($it) => $call,
+        }
+    };
+}
+
+impl Reads for Reader {
+    async fn ping(&self) -> Result<(), StoreError> {
+        on_back_end!(self, Reader, r => r.ping().await)
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<LoadedAccount>, StoreError> {
+        on_back_end!(self, Reader, r => r.account(user).await)
+    }
+
+    async fn history_page(
+        &self,
+        user: &UserId,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        on_back_end!(self, Reader, r => r.history_page(user, before_seq, limit).await)
+    }
+
+    async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        on_back_end!(self, Reader, r => r.password_hash(user).await)
+    }
+
+    async fn api_tokens(&self, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
+        on_back_end!(self, Reader, r => r.api_tokens(user).await)
+    }
+
+    async fn api_token_user(&self, hash: TokenHash) -> Result<Option<UserId>, StoreError> {
+        on_back_end!(self, Reader, r => r.api_token_user(hash).await)
+    }
+
+    async fn users_with_firing_triggers(
+        &self,
+        symbol: Symbol,
+        price: Money,
+    ) -> Result<Vec<UserId>, StoreError> {
+        on_back_end!(self, Reader, r => r.users_with_firing_triggers(symbol, price).await)
+    }
+
+    async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
+        on_back_end!(self, Reader, r => r.armed_symbols().await)
+    }
+
+    fn stream_log(
+        &self,
+        user: Option<UserId>,
+        upto_seq: i64,
+    ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
+        use futures::future::Either;
+        match self {
+            Reader::Sqlite(r) => Either::Left(r.stream_log(user, upto_seq)),
+            Reader::Postgres(r) => Either::Right(r.stream_log(user, upto_seq)),
+        }
+    }
+
+    async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
+        on_back_end!(self, Reader, r => r.log_page(after_seq, limit).await)
+    }
+
+    async fn accounts_page(
+        &self,
+        after_user: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, LoadedAccount)>, StoreError> {
+        on_back_end!(self, Reader, r => r.accounts_page(after_user, limit).await)
+    }
+
+    async fn notifications(
+        &self,
+        user: &UserId,
+        before_id: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        on_back_end!(self, Reader, r => r.notifications(user, before_id, limit).await)
+    }
+
+    async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
+        on_back_end!(self, Reader, r => r.unread_notifications(user).await)
+    }
+}
+
+impl Writes for Store {
+    async fn submit(&self, job: Job) -> Result<Done, StoreError> {
+        on_back_end!(self, Store, s => s.submit(job).await)
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        user: &UserId,
+        ids: Option<Vec<i64>>,
+    ) -> Result<u64, StoreError> {
+        on_back_end!(self, Store, s => s.mark_notifications_read(user, ids).await)
+    }
+
+    async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
+        on_back_end!(self, Store, s => s.create_api_token(token).await)
+    }
+
+    async fn revoke_api_token(
+        &self,
+        user: &UserId,
+        id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        on_back_end!(self, Store, s => s.revoke_api_token(user, id, now_ms).await)
+    }
+
+    fn writes_failing(&self) -> Option<String> {
+        on_back_end!(self, Store, s => s.writes_failing())
+    }
+
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        on_back_end!(self, Store, s => s.probe_writes().await)
+    }
+
+    async fn close(&self) {
+        on_back_end!(self, Store, s => s.close().await)
+    }
+}
