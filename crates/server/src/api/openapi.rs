@@ -202,7 +202,7 @@ pub fn spec() -> Value {
                 "responses": {"200": {"description": "The process is up.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}},
             }},
             "/readyz": {"get": {
-                "summary": "Readiness: the database answers", "security": [],
+                "summary": "Readiness: the database answers and takes writes", "security": [],
                 "responses": {
                     "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
                     "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
