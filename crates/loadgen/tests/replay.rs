@@ -171,7 +171,15 @@ async fn handle(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Bytes) 
 async fn spawn_fake(
     rule: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static,
 ) -> (String, Arc<Fake>) {
-    let fake = Arc::new(Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let fake = fake(rule);
+    tokio::spawn(serve_fake(listener, Arc::clone(&fake)));
+    (url, fake)
+}
+
+fn fake(rule: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) -> Arc<Fake> {
+    Arc::new(Fake {
         rule: Box::new(rule),
         arrivals: Mutex::default(),
         attempts: Mutex::default(),
@@ -180,14 +188,14 @@ async fn spawn_fake(
         most_in_flight: AtomicUsize::new(0),
         users_in_flight: Mutex::default(),
         overlaps: AtomicUsize::new(0),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    })
+}
+
+async fn serve_fake(listener: TcpListener, fake: Arc<Fake>) {
     let app = Router::new()
         .route("/api/v1/commands", post(handle))
-        .with_state(Arc::clone(&fake));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, fake)
+        .with_state(fake);
+    axum::serve(listener, app).await.unwrap();
 }
 
 fn options(url: &str, out_dir: &Path) -> RunOptions {
@@ -856,29 +864,11 @@ async fn an_outage_shorter_than_the_deadline_is_ridden_out() {
     let address = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://{address}");
-    let fake = Arc::new(Mutex::new(None));
-    let starter = {
-        let fake = Arc::clone(&fake);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let listener = TcpListener::bind(address).await.unwrap();
-            let state = Arc::new(Fake {
-                rule: Box::new(|_, _| Reply::Accept),
-                arrivals: Mutex::default(),
-                attempts: Mutex::default(),
-                answered: Mutex::default(),
-                in_flight: AtomicUsize::new(0),
-                most_in_flight: AtomicUsize::new(0),
-                users_in_flight: Mutex::default(),
-                overlaps: AtomicUsize::new(0),
-            });
-            *fake.lock().unwrap() = Some(Arc::clone(&state));
-            let app = Router::new()
-                .route("/api/v1/commands", post(handle))
-                .with_state(state);
-            axum::serve(listener, app).await.unwrap();
-        })
-    };
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = TcpListener::bind(address).await.unwrap();
+        serve_fake(listener, fake(|_, _| Reply::Accept)).await;
+    });
     let dir = tempfile::tempdir().unwrap();
     let mut options = options(&url, dir.path());
     options.retries = 1_000;

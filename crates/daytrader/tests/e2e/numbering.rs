@@ -6,21 +6,9 @@ use hyper::Method;
 use serde_json::json;
 
 use crate::helpers::{TOKEN, spawn_app};
+use crate::oracle::command_numbers;
 
 const FIRST_SYSTEM_NUMBER: i64 = 1 << 53;
-
-/// The transaction numbers of the `userCommand` entries of a log, in order.
-fn command_numbers(xml: &str) -> Vec<i64> {
-    xml.split("<userCommand>")
-        .skip(1)
-        .map(|entry| {
-            let start = entry.find("<transactionNum>").unwrap() + "<transactionNum>".len();
-            entry[start..entry.find("</transactionNum>").unwrap()]
-                .parse()
-                .unwrap()
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn a_number_the_system_chose_never_meets_a_clients() {
