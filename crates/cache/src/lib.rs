@@ -1,7 +1,8 @@
 //! The cache DayTrader's instances share.
 //!
-//! Instances are stateless, so whatever they must agree on (the quote cache
-//! now, web sessions and a page cache later) lives in Redis in cluster mode
+//! Instances are stateless, so whatever they must agree on (the quote
+//! cache, web sessions with their CSRF secrets, failed sign-in counters,
+//! one-time messages and the page cache) lives in Redis in cluster mode
 //! and in process in embedded mode. [`Cache`] is both behind one interface
 //! with the same semantics, so the code above it — and its tests — do not
 //! care which one runs.

@@ -143,27 +143,24 @@ pub struct Applied {
     pub results: Vec<Result<Done, JobError>>,
 }
 
-/// The users and idempotency keys a batch needs loaded; a global command's
-/// key is under [`GLOBAL_USER`].
+/// The users and idempotency keys a batch needs loaded.
 pub fn keys(jobs: &[Job]) -> (Vec<UserId>, Vec<(String, i64)>) {
     let mut users: Vec<UserId> = jobs.iter().filter_map(|j| j.user.clone()).collect();
     users.sort();
     users.dedup();
-    let mut idem: Vec<(String, i64)> = jobs
-        .iter()
-        .filter_map(|j| {
-            Some((
-                j.user
-                    .as_ref()
-                    .map_or(GLOBAL_USER, UserId::as_str)
-                    .to_owned(),
-                j.idem_key?,
-            ))
-        })
-        .collect();
+    let mut idem: Vec<(String, i64)> = jobs.iter().filter_map(Job::idempotency_key).collect();
     idem.sort();
     idem.dedup();
     (users, idem)
+}
+
+impl Job {
+    /// What a retry of this job is found by: its user (a global command's
+    /// under [`GLOBAL_USER`]) and its transaction number.
+    pub fn idempotency_key(&self) -> Option<(String, i64)> {
+        let user = self.user.as_ref().map_or(GLOBAL_USER, UserId::as_str);
+        Some((user.to_owned(), self.idem_key?))
+    }
 }
 
 /// The key under which global (user-less) commands keep their idempotency
@@ -270,20 +267,6 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         }
     }
 
-    /// The idempotency key of a job: its user (or [`GLOBAL_USER`]) and its
-    /// transaction number.
-    fn key(job: &Job) -> Option<(String, i64)> {
-        job.idem_key.map(|k| {
-            (
-                job.user
-                    .as_ref()
-                    .map_or(GLOBAL_USER, UserId::as_str)
-                    .to_owned(),
-                k,
-            )
-        })
-    }
-
     /// The first outcome of an already executed key, answered to its retry.
     fn earlier(&self, key: Option<&(String, i64)>) -> Option<Done> {
         let earlier = self.prior.get(key?)?;
@@ -315,7 +298,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             .user
             .as_ref()
             .ok_or(JobError::MissingUser("registration"))?;
-        let key = Self::key(job);
+        let key = job.idempotency_key();
         if let Some(done) = self.earlier(key.as_ref()) {
             // The same transaction number ran something else for this
             // user: whatever it was, this registration cannot be it.
@@ -363,7 +346,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         {
             return Err(JobError::MissingPrice(request.name));
         }
-        let key = Self::key(job);
+        let key = job.idempotency_key();
         if let Some(done) = self.earlier(key.as_ref()) {
             // The retry's own fetch was real and cost money: keep it.
             if let Some(QuoteUse::Fetched(fetch)) = quote {

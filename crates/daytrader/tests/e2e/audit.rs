@@ -3,29 +3,13 @@
 
 use std::process::Command;
 
-use crate::helpers::{BIN, spawn_app};
+use crate::helpers::{BIN, generate_workload, spawn_app};
 
 #[tokio::test]
 async fn audit_verify_catches_a_tampered_balance_in_sqlite() {
     let app = spawn_app();
     let dir = app.data_dir.parent().unwrap().to_path_buf();
-    let file = dir.join("work.txt");
-    let status = Command::new(BIN)
-        .args([
-            "workload",
-            "generate",
-            "--users",
-            "5",
-            "--commands",
-            "500",
-            "--seed",
-            "9",
-            "--out",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let file = generate_workload(&dir, 5, 500, 9);
     let (report, _) = app.replay(&file).await;
     assert_eq!(report["failed"], 0);
 

@@ -4,13 +4,12 @@
 //! `down` and `up`, the operator's token, and an `up` that fails cleanly.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::cluster::wait_until;
-use crate::helpers::BIN;
+use crate::helpers::generate_workload;
 use crate::local_cluster::LocalCluster;
 use crate::oracle::{assert_accounts_as_read, assert_each_command_once, expected_as_logged};
 
@@ -114,27 +113,8 @@ async fn a_replay_survives_an_instance_killed_mid_way() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let file =
-        loadgen::testing::course_file_if_present("100User_testWorkLoad.txt").unwrap_or_else(|| {
-            let file = dir.path().join("generated.txt");
-            let status = Command::new(BIN)
-                .args([
-                    "workload",
-                    "generate",
-                    "--users",
-                    "100",
-                    "--commands",
-                    "30000",
-                    "--seed",
-                    "3",
-                    "--out",
-                ])
-                .arg(&file)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            file
-        });
+    let file = loadgen::testing::course_file_if_present("100User_testWorkLoad.txt")
+        .unwrap_or_else(|| generate_workload(dir.path(), 100, 30_000, 3));
     let out = dir.path().join("out");
     let killer = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -199,23 +179,7 @@ async fn an_instance_drained_with_sigterm_cuts_off_no_request() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("work.txt");
-    let status = Command::new(BIN)
-        .args([
-            "workload",
-            "generate",
-            "--users",
-            "60",
-            "--commands",
-            "15000",
-            "--seed",
-            "8",
-            "--out",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let file = generate_workload(dir.path(), 60, 15_000, 8);
     let drain = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         cluster.signal("web1", libc::SIGTERM);
@@ -303,7 +267,7 @@ async fn a_replay_survives_an_instance_killed_behind_nginx_and_pen() {
         // The balancer sends new requests to the others, and the replayer
         // retries what was cut off, with the same transaction numbers.
         let dir = tempfile::tempdir().unwrap();
-        let file = crate::faults::workload(dir.path(), 20, 4000, 21);
+        let file = generate_workload(dir.path(), 20, 4000, 21);
         let fault = async {
             tokio::time::sleep(Duration::from_secs(3)).await;
             cluster.signal("web2", libc::SIGKILL);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{App, BIN, Options, spawn_with};
+use crate::helpers::{App, BIN, Options, QuoteServer, generate_workload, spawn_with};
 use crate::infra::{PrivatePostgres, PrivateRedis, TestDatabase, shared_redis, unique};
 use crate::oracle::{comparable, engine_summary, expected};
 
@@ -85,33 +85,12 @@ async fn assert_matches_engine(app: &App, file: &Path) {
     }
 }
 
-fn generated(dir: &Path, users: usize, commands: usize) -> std::path::PathBuf {
-    let file = dir.join("generated.txt");
-    let status = Command::new(BIN)
-        .args([
-            "workload",
-            "generate",
-            "--users",
-            &users.to_string(),
-            "--commands",
-            &commands.to_string(),
-            "--seed",
-            "5",
-            "--out",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    file
-}
-
 #[tokio::test]
 async fn a_cluster_gives_the_embedded_results_and_keeps_them_across_restarts() {
     let Some(cluster) = cluster() else { return };
     let mut first = cluster.instance("pg-1", &[]);
     let dir = tempfile::tempdir().unwrap();
-    let file = generated(dir.path(), 20, 4_000);
+    let file = generate_workload(dir.path(), 20, 4_000, 5);
     let hand = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/1userWorkLoad.txt");
     for workload in [&file, &hand] {
         let (report, out) = first.replay(workload).await;
@@ -225,7 +204,7 @@ async fn one_users_commands_on_two_instances_never_interleave() {
 #[tokio::test]
 async fn the_leading_worker_fires_triggers_on_a_moving_price() {
     let Some(cluster) = cluster() else { return };
-    let quotes = QuoteServer::start("walk");
+    let quotes = QuoteServer::spawn("walk");
     let settings = [
         ("QUOTE_SERVER", quotes.address.as_str()),
         ("QUOTE_TTL_SECS", "1"),
@@ -424,7 +403,7 @@ async fn audit_verify_catches_a_tampered_balance_in_postgres() {
     let Some(cluster) = cluster() else { return };
     let app = cluster.instance("pg-audit", &[]);
     let dir = tempfile::tempdir().unwrap();
-    let file = generated(dir.path(), 5, 500);
+    let file = generate_workload(dir.path(), 5, 500, 5);
     let (report, _) = app.replay(&file).await;
     assert_eq!(report["failed"], 0);
     let (clean, said) = cluster.audit();
@@ -449,49 +428,6 @@ async fn audit_verify_catches_a_tampered_balance_in_postgres() {
         said.contains(&format!("user {user}: cash stored")),
         "{said}"
     );
-}
-
-/// `daytrader quote-server` as its own process, shared by a cluster.
-pub struct QuoteServer {
-    pub address: String,
-    child: std::process::Child,
-}
-
-impl QuoteServer {
-    pub fn start(mode: &str) -> QuoteServer {
-        let mut child = Command::new(BIN)
-            .args([
-                "quote-server",
-                "--mode",
-                mode,
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("Quote server listening on ")
-            .expect("the address")
-            .to_owned();
-        QuoteServer { address, child }
-    }
-}
-
-impl Drop for QuoteServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn get(base: &str, path: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {

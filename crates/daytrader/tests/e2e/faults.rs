@@ -10,15 +10,14 @@
 //! instant replay is the exact expectation.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::json;
 
 use crate::cluster::wait_until;
-use crate::helpers::BIN;
+use crate::helpers::generate_workload;
 use crate::infra::{PrivatePostgres, PrivateRedis};
 use crate::local_cluster::LocalCluster;
 use crate::oracle::{assert_accounts_as_read, assert_each_command_once, expected_as_logged};
@@ -28,25 +27,6 @@ const RATE: &str = "400";
 /// A client that rides out an outage of a few seconds: with the backoff of
 /// `workload run` (25 ms doubling to 1 s), 30 retries wait about 25 s.
 const RETRIES: &str = "30";
-
-/// A workload of the project's own.
-pub(crate) fn workload(dir: &Path, users: u32, commands: u32, seed: u32) -> PathBuf {
-    let file = dir.join("work.txt");
-    let status = Command::new(BIN)
-        .args(["workload", "generate", "--users", &users.to_string()])
-        .args([
-            "--commands",
-            &commands.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .arg("--out")
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    file
-}
 
 /// Replays `file` through the cluster while `fault` runs, then checks
 /// everything the module's header says.
@@ -78,7 +58,7 @@ async fn an_instance_killed_and_another_drained_lose_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let file = workload(dir.path(), 20, 4000, 11);
+    let file = generate_workload(dir.path(), 20, 4000, 11);
     let fault = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         cluster.signal("web2", libc::SIGKILL);
@@ -108,7 +88,7 @@ async fn postgresql_restarted_mid_run_loses_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let file = workload(dir.path(), 20, 4000, 12);
+    let file = generate_workload(dir.path(), 20, 4000, 12);
     let fault = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         postgres.stop();
@@ -134,7 +114,7 @@ async fn redis_stopped_and_started_mid_run_loses_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let file = workload(dir.path(), 20, 4000, 13);
+    let file = generate_workload(dir.path(), 20, 4000, 13);
     let redis = &mut redis;
     let fault = async move {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -152,7 +132,7 @@ async fn a_slow_quote_server_slows_but_loses_nothing() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Few commands: a fetch takes up to 4 s here, as from the legacy server.
-    let file = workload(dir.path(), 10, 500, 14);
+    let file = generate_workload(dir.path(), 10, 500, 14);
     survives(&cluster, &file, &[], async {}).await;
 }
 
@@ -162,7 +142,7 @@ async fn a_quote_server_replying_garbage_is_never_believed() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let file = workload(dir.path(), 20, 2000, 15);
+    let file = generate_workload(dir.path(), 20, 2000, 15);
     // Every garbage reply is refused and asked again; a price that gets
     // through is the right one, or the summaries would differ.
     survives(&cluster, &file, &["--retries", RETRIES], async {}).await;
@@ -250,7 +230,7 @@ async fn the_worker_killed_holding_the_lease_is_replaced_and_loses_nothing() {
     assert!(lead.is_some(), "the worker leads");
 
     let dir = tempfile::tempdir().unwrap();
-    let file = workload(dir.path(), 20, 4000, 16);
+    let file = generate_workload(dir.path(), 20, 4000, 16);
     let fault = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         cluster.signal("worker", libc::SIGKILL);

@@ -382,6 +382,65 @@ pub fn course_file(name: &str) -> Option<PathBuf> {
     loadgen::testing::course_file(name)
 }
 
+/// Writes a workload of the project's own (`daytrader workload generate`)
+/// into `dir`, and answers its path: the same file for the same arguments.
+pub fn generate_workload(dir: &Path, users: u32, commands: u32, seed: u32) -> PathBuf {
+    let file = dir.join(format!("generated-{users}x{commands}-{seed}.txt"));
+    let status = Command::new(BIN)
+        .args(["workload", "generate"])
+        .args(["--users", &users.to_string()])
+        .args(["--commands", &commands.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success(), "workload generate failed");
+    file
+}
+
+/// `daytrader quote-server` as a process of its own, on a free loopback
+/// port; killed when dropped.
+pub struct QuoteServer {
+    /// `host:port`, as `QUOTE_SERVER` takes it.
+    pub address: String,
+    child: Child,
+}
+
+impl QuoteServer {
+    /// Starts one with price mode `mode` (`fixed` or `walk`).
+    pub fn spawn(mode: &str) -> QuoteServer {
+        let mut child = Command::new(BIN)
+            .args(["quote-server", "--mode", mode])
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("Quote server listening on ")
+            .expect("the quote server prints its address")
+            .to_owned();
+        QuoteServer { address, child }
+    }
+
+    /// Kills it now, as if it crashed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for QuoteServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Runs `daytrader workload run FILE` against `target` with `options`
 /// besides the usual ones, saving DUMPLOGs and the report under `out`;
 /// answers how it exited and its JSON report.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{BIN, Options, spawn_app, spawn_with, try_spawn};
+use crate::helpers::{BIN, Options, QuoteServer, spawn_app, spawn_with, try_spawn};
 
 #[tokio::test]
 async fn sigterm_finishes_what_is_in_flight_and_nothing_acknowledged_is_lost() {
@@ -136,33 +136,9 @@ async fn a_data_directory_serves_one_process_at_a_time() {
 
 #[tokio::test]
 async fn an_external_quote_server_and_its_absence() {
-    let mut quote_server = Command::new(BIN)
-        .args([
-            "quote-server",
-            "--mode",
-            "fixed",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(quote_server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("Quote server listening on ")
-        .expect("the address")
-        .to_owned();
-
+    let mut quote_server = QuoteServer::spawn("fixed");
     let app = spawn_with(Options {
-        env: vec![("QUOTE_SERVER", address)],
+        env: vec![("QUOTE_SERVER", quote_server.address.clone())],
         ..Options::default()
     });
     app.command(json!({"command": "ADD", "user": "hal", "amount": "100.00"}))
@@ -172,8 +148,7 @@ async fn an_external_quote_server_and_its_absence() {
         .await;
     assert_eq!(quote.json()["result"]["price"], "94.54");
 
-    quote_server.kill().unwrap();
-    quote_server.wait().unwrap();
+    quote_server.kill();
     let down = app.command(json!({"command": "BUY", "user": "hal", "symbol": "QQ", "amount": "50.00", "transaction_num": 5})).await;
     assert_eq!(
         (down.status, down.code().as_str()),

@@ -3,41 +3,12 @@
 //! request id (and the trigger engine's, the job it runs), and the
 //! process's own CPU, memory and file descriptors on `/metrics`.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::cluster::wait_until;
-use crate::helpers::{App, BIN, Options, TOKEN, spawn_with};
-
-/// A quote server of the test's own: the process and its address.
-fn quote_server() -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "quote-server",
-            "--mode",
-            "fixed",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("Quote server listening on ")
-        .expect("the address")
-        .to_owned();
-    (child, address)
-}
+use crate::helpers::{App, Options, QuoteServer, TOKEN, spawn_with};
 
 /// The JSON log lines whose message is `message`.
 fn logged(app: &App, message: &str) -> Vec<Value> {
@@ -75,10 +46,10 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
 
 #[tokio::test]
 async fn every_line_names_the_request_or_the_job_it_was_logged_for() {
-    let (mut quotes, address) = quote_server();
+    let mut quotes = QuoteServer::spawn("fixed");
     let app = spawn_with(Options {
         env: vec![
-            ("QUOTE_SERVER", address),
+            ("QUOTE_SERVER", quotes.address.clone()),
             ("LOG_FORMAT", "json".into()),
             ("RUST_LOG", "info".into()),
             ("QUOTE_TTL_SECS", "1".into()),
@@ -96,8 +67,7 @@ async fn every_line_names_the_request_or_the_job_it_was_logged_for() {
         let reply = app.command(body.clone()).await;
         assert_eq!(reply.status, 200, "{body}: {}", reply.text());
     }
-    quotes.kill().unwrap();
-    quotes.wait().unwrap();
+    quotes.kill();
 
     // A request whose quote fetch fails: the quote client's line (logged
     // by the task that fetches) carries the request's id.

@@ -736,3 +736,40 @@ async fn the_demo_seeds_traders_once_with_passwords_and_moving_prices() {
     assert_eq!(plain.get("/api/v1/quotes/ABC").await.json()["price"], fixed);
     assert!(plain.banner.iter().all(|l| !l.contains("Demo")));
 }
+
+#[tokio::test]
+async fn a_number_first_used_by_a_registration_is_refused_to_a_command() {
+    let app = spawn_app();
+    let mut browser = Browser::new(app.client());
+    let user = unique("reuse");
+    browser.page("/register").await;
+    let html = browser.page("/register").await.text();
+    let mut pairs = hidden_fields(&html, "/register");
+    let txn: i64 = pairs
+        .iter()
+        .find(|(name, _)| name == "txn")
+        .expect("the form's transaction number")
+        .1
+        .parse()
+        .unwrap();
+    for (name, value) in [
+        ("user", &*user),
+        ("password", PASSWORD),
+        ("confirm", PASSWORD),
+    ] {
+        pairs.push((name.to_owned(), value.to_owned()));
+    }
+    assert_eq!(browser.post("/register", &pairs).await.status, 303);
+    // The API's retry of that number finds a registration, not a command:
+    // a clear refusal, and nothing runs.
+    let reply = app
+        .command(json!({"command": "ADD", "user": user, "amount": "1.00", "transaction_num": txn}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (409, "transaction_num_reused"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(cash(&app, &user).await, "0.00");
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::helpers::{App, assert_valid_log, course_file, spawn_app};
+use crate::helpers::{App, assert_valid_log, course_file, generate_workload, spawn_app};
 use crate::oracle::{comparable, engine_summary, expected};
 
 /// Replays `file` and checks everything against the engine oracle.
@@ -94,23 +94,7 @@ async fn the_one_user_file_matches_the_hand_check() {
 #[tokio::test]
 async fn a_generated_workload_matches_the_engine() {
     let app = spawn_app();
-    let file = app.data_dir.parent().unwrap().join("generated.txt");
-    let status = std::process::Command::new(crate::helpers::BIN)
-        .args([
-            "workload",
-            "generate",
-            "--users",
-            "25",
-            "--commands",
-            "6000",
-            "--seed",
-            "11",
-            "--out",
-        ])
-        .arg(&file)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let file = generate_workload(app.data_dir.parent().unwrap(), 25, 6_000, 11);
     replay_and_check(&app, &file).await;
 }
 

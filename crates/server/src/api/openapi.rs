@@ -137,7 +137,7 @@ pub fn spec() -> Value {
                     }},
                 }), &[
                     ("404", "Unknown user."),
-                    ("409", "Nothing to act on: nothing pending, no trigger amount set."),
+                    ("409", "Nothing to act on: nothing pending, no trigger amount set; or the transaction number was first used by a web registration."),
                     ("415", "The body is not JSON."),
                     ("422", "A business rule: funds, holdings, amount."),
                 ]),
