@@ -309,7 +309,10 @@ impl BoundSocket {
         // SAFETY: plain socket calls on a descriptor this struct owns; the
         // address is a valid sockaddr_in for the length given.
         unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            // Close-on-exec: the processes other tests start meanwhile (from
+            // this same test process) must not inherit it and keep the
+            // port after this test lets go.
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
             assert!(fd >= 0);
             let address = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
