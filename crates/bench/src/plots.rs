@@ -113,16 +113,16 @@ fn throughput_over_time(
     if runs.is_empty() {
         return no_data(root, title);
     }
+    let points: Vec<Vec<(f64, f64)>> = runs.iter().map(|r| r.report.throughput_points()).collect();
     let x_max = runs
         .iter()
-        .map(|r| r.report.timeline.len())
-        .max()
-        .unwrap_or(1) as f64;
-    let y_max = runs
+        .map(|r| (r.report.timeline.len() as u64 * r.report.timeline_step_s.max(1)) as f64)
+        .fold(1.0, f64::max);
+    let y_max = points
         .iter()
-        .flat_map(|r| r.report.timeline.iter().copied())
-        .max()
-        .unwrap_or(1) as f64
+        .flatten()
+        .map(|&(_, rate)| rate)
+        .fold(1.0, f64::max)
         * 1.1;
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22))
@@ -138,20 +138,10 @@ fn throughput_over_time(
         .y_label_formatter(&|v| thousands(*v))
         .draw()
         .map_err(err)?;
-    for (i, run) in runs.iter().enumerate() {
+    for (i, (run, points)) in runs.iter().zip(points).enumerate() {
         let c = color(i);
-        // The last second is partial: drawn, it would look like a drop.
-        let full = run.report.timeline.len().saturating_sub(1).max(1);
         chart
-            .draw_series(LineSeries::new(
-                run.report
-                    .timeline
-                    .iter()
-                    .take(full)
-                    .enumerate()
-                    .map(|(s, n)| (s as f64 + 0.5, *n as f64)),
-                c.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(points, c.stroke_width(2)))
             .map_err(err)?
             .label(run.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));

@@ -159,6 +159,26 @@ pub fn redis_url(host: &str, port: u16) -> String {
     }
 }
 
+/// `url` with `password` in it, for configurations that keep the password
+/// apart from the URL (`REDIS_PASSWORD`, a secret file). It is
+/// percent-encoded, so any character may appear in it. A URL that holds a
+/// password already is refused: with two, which one counts would be a
+/// guess.
+pub fn redis_url_with_password(url: &str, password: &str) -> Result<String, CacheError> {
+    // The URL is left out of the messages: it may hold a password.
+    let mut parsed = url::Url::parse(url)
+        .map_err(|error| CacheError::Config(format!("invalid Redis URL: {error}")))?;
+    if parsed.password().is_some() {
+        return Err(CacheError::Config(
+            "the Redis URL holds a password already; give it there or apart, not both".to_owned(),
+        ));
+    }
+    parsed
+        .set_password(Some(password))
+        .map_err(|()| CacheError::Config("this Redis URL cannot hold a password".to_owned()))?;
+    Ok(parsed.into())
+}
+
 /// `key` in the namespace `prefix`.
 fn namespaced(prefix: &str, key: &str) -> String {
     let mut full = String::with_capacity(prefix.len() + key.len());
@@ -184,6 +204,21 @@ mod tests {
         assert_eq!(redis_url("redis", 6380), "redis://redis:6380/");
         assert_eq!(redis_url("::1", 6379), "redis://[::1]:6379/");
         assert_eq!(redis_url("[::1]", 6379), "redis://[::1]:6379/");
+    }
+
+    #[test]
+    fn puts_a_password_into_a_url_and_redis_reads_it_back() {
+        use redis::IntoConnectionInfo;
+        let password = "p@ss:w/rd #1%";
+        for url in ["redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/2"] {
+            let with = redis_url_with_password(url, password).unwrap();
+            assert!(!with.contains(password), "encoded: {with}");
+            let info = with.as_str().into_connection_info().unwrap();
+            assert_eq!(info.redis_settings().password(), Some(password));
+        }
+        let twice = redis_url_with_password("redis://:old@127.0.0.1:6379/", "new");
+        assert!(matches!(twice, Err(CacheError::Config(_))));
+        assert!(redis_url_with_password("not a url", "x").is_err());
     }
 
     #[test]

@@ -321,6 +321,16 @@ async fn watch(cache: Weak<Inner>) {
 /// around the cache until it is back) or that Redis answered and refused
 /// this one operation.
 fn classify(error: &RedisError) -> CacheError {
+    // A Redis that wants a password this client did not give, or not the
+    // right one, refuses every operation: as good as down, and readiness
+    // must say so rather than report a cache that works.
+    if error.kind() == ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"))
+    {
+        return CacheError::Unavailable(format!(
+            "Redis refuses this client ({error}); is REDIS_PASSWORD set right?"
+        ));
+    }
     let answered = match error.kind() {
         ErrorKind::Server(
             ServerErrorKind::BusyLoading

@@ -65,6 +65,9 @@ pub struct DatabaseArgs {
     /// A PostgreSQL URL; selects the cluster mode.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A file holding the PostgreSQL URL (for container secrets).
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<PathBuf>,
     /// PostgreSQL's host, when DATABASE_URL is not given.
     #[arg(long, env = "DB_HOST")]
     pub db_host: Option<String>,
@@ -105,6 +108,12 @@ pub struct ServeArgs {
     pub redis_host: Option<String>,
     #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
     pub redis_port: u16,
+    /// The password of a Redis that requires one (`requirepass`).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+    /// A file holding Redis's password (for container secrets).
+    #[arg(long, env = "REDIS_PASSWORD_FILE", conflicts_with = "redis_password")]
+    pub redis_password_file: Option<PathBuf>,
     /// The prefix of this deployment's keys in Redis.
     #[arg(long, env = "REDIS_PREFIX", default_value = "daytrader:")]
     pub redis_prefix: String,
@@ -129,13 +138,19 @@ pub struct ServeArgs {
     /// Seconds between refreshes of the prices of symbols with armed triggers.
     #[arg(long, env = "TRIGGER_REFRESH_SECS", default_value_t = 5)]
     pub trigger_refresh_secs: u64,
+    /// A market to try the pages on (embedded only): a few traders, their
+    /// passwords shown once, and moving prices (builtin:walk, fetched
+    /// every 10 s unless QUOTE_SERVER or QUOTE_TTL_SECS say otherwise).
+    #[arg(long, env = "DAYTRADER_DEMO")]
+    pub demo: bool,
 }
 
 #[derive(Args, Clone)]
 pub struct QuoteArgs {
-    /// builtin:fixed, builtin:walk, or host:port of a quote server.
-    #[arg(long, env = "QUOTE_SERVER", default_value = "builtin:fixed")]
-    pub quote_server: quotes::QuoteServerSetting,
+    /// builtin:fixed, builtin:walk, or host:port of a quote server
+    /// [default: builtin:fixed; builtin:walk with --demo].
+    #[arg(long, env = "QUOTE_SERVER")]
+    pub quote_server: Option<quotes::QuoteServerSetting>,
     /// The built-in quote server's latency.
     #[arg(long, env = "QUOTE_LATENCY", value_enum, default_value_t = Latency::None)]
     pub quote_latency: Latency,
@@ -145,9 +160,9 @@ pub struct QuoteArgs {
     /// Seeds the built-in quote server's random walk and faults.
     #[arg(long, env = "QUOTE_SEED", default_value_t = 468)]
     pub quote_seed: u64,
-    /// Seconds a fetched price is used.
-    #[arg(long, env = "QUOTE_TTL_SECS", default_value_t = 60)]
-    pub quote_ttl_secs: u64,
+    /// Seconds a fetched price is used [default: 60; 10 with --demo].
+    #[arg(long, env = "QUOTE_TTL_SECS")]
+    pub quote_ttl_secs: Option<u64>,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -239,6 +254,10 @@ pub struct RunArgs {
     /// Attempts after a transport error or 503, with the same transaction number.
     #[arg(long, default_value_t = 8)]
     pub retries: u32,
+    /// Seconds one command may take, all its attempts included; also how
+    /// long the target may stay unreachable before the run stops.
+    #[arg(long, default_value_t = 30.0)]
+    pub deadline: f64,
     /// Send command k of the file k/RATE seconds after the start (an open
     /// loop at RATE commands/s; each user's commands still go in order).
     /// Default: each user's next command as soon as the last one answers.

@@ -4,15 +4,21 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use quotes::QuoteServerSetting;
 use server::Settings;
 use server::settings::Database;
 
 use crate::cli::{DatabaseArgs, ServeArgs};
 
-/// PostgreSQL when `DATABASE_URL` or `DB_HOST` is set, else SQLite.
+/// PostgreSQL when `DATABASE_URL` (or `DATABASE_URL_FILE`) or `DB_HOST` is
+/// set, else SQLite.
 pub fn database(args: &DatabaseArgs) -> anyhow::Result<Database> {
-    let url = match (&args.database_url, &args.db_host) {
-        (Some(url), _) => url.clone(),
+    let url = match &args.database_url_file {
+        Some(path) => Some(read_secret(path)?),
+        None => args.database_url.clone(),
+    };
+    let url = match (url, &args.db_host) {
+        (Some(url), _) => url,
         (None, Some(host)) => {
             let password = match (&args.db_pass, &args.db_pass_file) {
                 (Some(password), _) => Some(password.clone()),
@@ -58,6 +64,31 @@ pub fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(secret.to_owned())
 }
 
+/// Redis's URL from `REDIS_URL`, or `REDIS_HOST` and `REDIS_PORT`, with the
+/// password of `REDIS_PASSWORD` or `REDIS_PASSWORD_FILE` put in it.
+fn redis_url(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    let url = match (&args.redis_url, &args.redis_host) {
+        (Some(url), _) => url.clone(),
+        (None, Some(host)) => cache::redis_url(host, args.redis_port),
+        (None, None) => {
+            anyhow::ensure!(
+                args.redis_password.is_none() && args.redis_password_file.is_none(),
+                "a Redis password is set but no Redis: set REDIS_URL or REDIS_HOST too"
+            );
+            return Ok(None);
+        }
+    };
+    let password = match (&args.redis_password, &args.redis_password_file) {
+        (Some(password), _) => Some(password.clone()),
+        (None, Some(path)) => Some(read_secret(path)?),
+        (None, None) => None,
+    };
+    Ok(Some(match password {
+        Some(password) => cache::redis_url_with_password(&url, &password)?,
+        None => url,
+    }))
+}
+
 pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let admin_token = match (&args.admin_token, &args.admin_token_file) {
         (Some(token), _) => Some(token.clone()),
@@ -78,11 +109,7 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let mut settings = Settings::embedded(&args.database.data_dir);
     settings.refresh_triggers = matches!(database, Database::Sqlite { .. });
     settings.database = database;
-    settings.redis_url = match (args.redis_url, args.redis_host) {
-        (Some(url), _) => Some(url),
-        (None, Some(host)) => Some(cache::redis_url(&host, args.redis_port)),
-        (None, None) => None,
-    };
+    settings.redis_url = redis_url(&args)?;
     settings.cache_prefix = args.redis_prefix;
     settings.listen = std::net::SocketAddr::new(args.bind, args.port);
     if let Some(id) = args.instance_id {
@@ -93,13 +120,25 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         settings.instance_id = id;
     }
     settings.admin_token = admin_token;
-    settings.quote_server = args.quotes.quote_server;
+    // The demo's market moves; everything else gets fixed prices, which
+    // make runs reproducible.
+    settings.quote_server = args.quotes.quote_server.unwrap_or(if args.demo {
+        QuoteServerSetting::Builtin(quotes::BuiltinPrices::Walk)
+    } else {
+        QuoteServerSetting::Builtin(quotes::BuiltinPrices::Fixed)
+    });
+    settings.demo = args.demo;
     settings.builtin_quotes = quotes::BuiltinConfig {
         latency: args.quotes.quote_latency.into(),
         fault_rate: args.quotes.quote_fault_rate,
         seed: args.quotes.quote_seed,
     };
-    settings.quote_ttl = Duration::from_secs(args.quotes.quote_ttl_secs);
+    settings.quote_ttl =
+        Duration::from_secs(
+            args.quotes
+                .quote_ttl_secs
+                .unwrap_or(if args.demo { 10 } else { 60 }),
+        );
     settings.max_batch = args.max_batch.max(1);
     settings.trigger_refresh = Duration::from_secs(args.trigger_refresh_secs.max(1));
     Ok(settings)

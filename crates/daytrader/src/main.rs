@@ -41,15 +41,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// Structured logs on stderr, filtered by `--log` (`RUST_LOG`).
+/// Structured logs on stderr, filtered by `--log` (`RUST_LOG`). Colours
+/// only on a terminal (and not with `NO_COLOR` set): a log written to a
+/// file or a pipe is plain text.
 fn init_logging(filter: &str, format: cli::LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|error| {
         eprintln!("daytrader: ignoring the log filter {filter:?} ({error}); using info");
         EnvFilter::new("info")
     });
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         cli::LogFormat::Json => builder.json().init(),

@@ -13,6 +13,7 @@ use crate::config;
 
 /// Serves until SIGTERM or Ctrl-C, then drains.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    server::app::survive_file_size_limit();
     let settings = config::settings(args)?;
     let storage = describe(&settings.database);
     let instance = settings.instance_id.clone();
@@ -26,6 +27,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             running.admin_token
         ),
     }
+    if let Some(demo) = &running.demo {
+        print_demo(demo, running.addr.port());
+    }
     // Last, on stdout: scripts wait for this line, by then all is said.
     println!(
         "DayTrader listening on http://{} (instance {instance}, {storage})",
@@ -37,8 +41,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo's traders: passwords the one time they are known.
+fn print_demo(demo: &server::demo::Seeded, port: u16) {
+    if !demo.created.is_empty() {
+        println!(
+            "Demo traders (passwords shown only now; sign in at http://localhost:{port}/login):"
+        );
+        for (user, password) in &demo.created {
+            println!("  {user:<8} {password}");
+        }
+    }
+    if !demo.existing.is_empty() {
+        let names: Vec<&str> = demo.existing.iter().map(|u| u.as_str()).collect();
+        println!(
+            "Demo traders {} exist already; their passwords were shown when they were made \
+             (stop the server and delete the data directory to start over).",
+            names.join(", ")
+        );
+    }
+}
+
 /// Runs the trigger worker, with its health endpoint on PORT.
 pub async fn worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    server::app::survive_file_size_limit();
     let settings = config::settings(args)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

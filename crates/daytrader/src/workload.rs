@@ -17,8 +17,10 @@ pub async fn run(command: WorkloadCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn replay(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let workload = loadgen::parse_file(&args.file)?;
-    for bad in &workload.malformed {
+    // Compact from the first line on: a big file is never held as parsed
+    // commands.
+    let workload = loadgen::Workload::read_file(&args.file)?;
+    for bad in workload.malformed() {
         eprintln!(
             "{}:{}: skipped: {} ({})",
             args.file.display(),
@@ -27,9 +29,18 @@ async fn replay(args: RunArgs) -> anyhow::Result<ExitCode> {
             bad.text
         );
     }
+    let unshown = workload.malformed_lines() - workload.malformed().len() as u64;
+    if unshown > 0 {
+        eprintln!("{}: {unshown} more lines skipped", args.file.display());
+    }
     let mut options = loadgen::RunOptions::new(args.target, args.token, args.out_dir);
     options.concurrency = args.concurrency;
     options.retries = args.retries;
+    anyhow::ensure!(
+        args.deadline > 0.0 && args.deadline.is_finite(),
+        "--deadline must be a positive number of seconds"
+    );
+    options.deadline = Duration::from_secs_f64(args.deadline);
     options.rate = args.rate;
     options.progress = !args.quiet;
     options.request_timeout = Duration::from_secs(30);

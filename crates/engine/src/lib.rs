@@ -12,6 +12,7 @@ mod rejection;
 mod reply;
 mod summary;
 mod symbol;
+pub mod transaction_num;
 mod triggers;
 mod user;
 pub mod whole_number;

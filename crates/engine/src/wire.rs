@@ -52,7 +52,8 @@ impl<'a> CommandBody<'a> {
     }
 
     /// The structurally valid command and its transaction number (the
-    /// idempotency key, positive when present). Every refusal here is
+    /// idempotency key, from 1 to [`crate::transaction_num::MAX_CLIENT`]
+    /// when present). Every refusal here is
     /// [`crate::RejectKind::Malformed`]; the amount is checked later, by
     /// [`CommandRequest::command`], so that a refused amount is recorded.
     pub fn decode(&self) -> Result<(CommandRequest, Option<i64>), Rejection> {
@@ -64,10 +65,16 @@ impl<'a> CommandBody<'a> {
             self.amount.as_deref(),
             self.filename.as_deref(),
         )?;
-        if self.transaction_num.is_some_and(|n| n < 1) {
+        if self
+            .transaction_num
+            .is_some_and(|n| !crate::transaction_num::is_client_chosen(n))
+        {
             return Err(Rejection::new(
                 RejectCode::InvalidTransactionNum,
-                "transaction_num must be a positive integer.",
+                format!(
+                    "transaction_num must be a whole number from 1 to {}.",
+                    crate::transaction_num::MAX_CLIENT
+                ),
             ));
         }
         Ok((request, self.transaction_num))
@@ -135,7 +142,8 @@ mod tests {
         let (request, txn) = body.decode().unwrap();
         assert_eq!(txn, Some(3));
         assert_eq!(request.symbol.unwrap().as_str(), "ABC");
-        for bad in [0, -1, i64::MIN] {
+        // Above 2^53 - 1 is the system's own range.
+        for bad in [0, -1, i64::MIN, 1 << 53, i64::MAX] {
             let body = CommandBody {
                 transaction_num: Some(bad),
                 ..body.clone()

@@ -118,6 +118,12 @@ pub(crate) enum TransportError {
 }
 
 impl TransportError {
+    /// Whether the server was not reached at all (no connection, or no
+    /// answer of any kind), as opposed to an answer that broke off.
+    pub(crate) fn is_unreachable(&self) -> bool {
+        matches!(self, TransportError::Connect(_) | TransportError::Timeout)
+    }
+
     /// The key under which a command that failed this way is counted.
     pub(crate) fn reason(&self) -> &'static str {
         match self {

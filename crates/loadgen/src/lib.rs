@@ -7,6 +7,7 @@
 //! barrier. The `daytrader` binary wires this into `workload run` and
 //! `workload generate`.
 
+mod compact;
 mod connection;
 mod dump_path;
 mod generate;
@@ -14,12 +15,17 @@ mod prng;
 mod replay;
 mod report;
 mod tally;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod timeline;
 mod workload;
 
+pub use compact::{MAX_KEPT_MALFORMED, Workload};
 pub use dump_path::{UnsafeDumpName, resolve_dump_path};
 pub use generate::{DUMPLOG_FILENAME, GenerateError, generate};
 pub use replay::{RunOptions, run};
 pub use report::{DumpFile, DumplogError, LatencySummary, OpenLoop, Report};
+pub use timeline::MAX_BUCKETS as MAX_TIMELINE_BUCKETS;
 pub use workload::{
     MAX_SHOWN_TEXT, MalformedLine, ParsedWorkload, WorkloadCommand, parse_file, parse_reader,
     parse_str,

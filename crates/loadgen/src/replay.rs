@@ -9,10 +9,10 @@
 //! streams, one user at a time, over its own connection.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
@@ -22,14 +22,15 @@ use engine::{CommandBody, CommandName, ErrorBody};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::body::Incoming;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
+use crate::compact::Workload;
 use crate::connection::{Connection, Endpoint, TransportError};
 use crate::dump_path::resolve_dump_path;
-use crate::report::{DumpFile, DumplogError, LatencySummary, OpenLoop, Report};
-use crate::tally::{Outcome, Tally};
-use crate::workload::{ParsedWorkload, WorkloadCommand};
+use crate::report::{DumpFile, DumplogError, OpenLoop, Report};
+use crate::tally::{Latencies, Outcome, Tally};
+use crate::workload::WorkloadCommand;
 
 /// How to replay a workload.
 #[derive(Clone, Debug)]
@@ -46,8 +47,13 @@ pub struct RunOptions {
     /// How many times a command is sent again after a transport error or a
     /// 503, with the same transaction number.
     pub retries: u32,
+    /// The longest time one command may take, all its attempts and the
+    /// pauses between them included: retries stop at whichever of
+    /// `retries` and this comes first. It is also how long the target may
+    /// stay unreachable before the whole run stops.
+    pub deadline: Duration,
     /// The longest wait for one attempt, connection and whole answer
-    /// included.
+    /// included (never past the command's deadline).
     pub request_timeout: Duration,
     /// Draw a progress bar on stderr.
     pub progress: bool,
@@ -63,8 +69,8 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The defaults: every user in flight, 8 retries, 30 s per attempt, a
-    /// progress bar.
+    /// The defaults: every user in flight, 8 retries within 30 s per
+    /// command, 30 s per attempt, a progress bar.
     pub fn new(
         target: impl Into<String>,
         token: impl Into<String>,
@@ -76,6 +82,7 @@ impl RunOptions {
             concurrency: None,
             out_dir: out_dir.into(),
             retries: 8,
+            deadline: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             progress: true,
             rate: None,
@@ -91,8 +98,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Replays `workload` against `options.target` on the caller's tokio
 /// runtime. An error means the run could not take place (a bad target, an
 /// output directory that cannot be created); what happened to the commands
-/// is in the [`Report`].
-pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Result<Report> {
+/// is in the [`Report`], including a run that stopped half way because the
+/// server refused the token or could not be reached.
+pub async fn run(workload: impl Into<Workload>, options: RunOptions) -> anyhow::Result<Report> {
+    let workload = workload.into();
     ensure!(
         options.concurrency != Some(0),
         "the concurrency must be at least 1"
@@ -103,6 +112,10 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
             "the rate must be a positive number of commands per second, not {rate}"
         );
     }
+    ensure!(
+        !options.deadline.is_zero(),
+        "the deadline of a command must be more than zero"
+    );
     let endpoint = Endpoint::resolve(&options.target, &options.token).await?;
     tokio::fs::create_dir_all(&options.out_dir)
         .await
@@ -113,35 +126,35 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
             )
         })?;
 
-    let ParsedWorkload {
-        commands,
-        malformed,
-    } = workload;
-    let users = commands
-        .iter()
-        .filter_map(|c| c.user.as_deref())
-        .collect::<HashSet<_>>()
-        .len();
-    let phases = phases(&commands);
+    let users = workload.users();
+    let phases = phases(&workload);
     let concurrency = options.concurrency.unwrap_or(users).max(1);
     let progress = options
         .progress
-        .then(|| progress_bar(commands.len() as u64));
+        .then(|| progress_bar(workload.len() as u64));
     let shared = Arc::new(Shared {
         endpoint,
+        target: options.target.clone(),
         out_dir: options.out_dir,
         retries: options.retries,
+        deadline: options.deadline,
         request_timeout: options.request_timeout,
         progress,
         started: Instant::now(),
         rate: options.rate,
-        commands,
+        stopped: OnceLock::new(),
+        outage: Mutex::new(None),
+        latencies: Latencies::new(),
+        workload,
     });
 
     let mut total = Tally::new();
     let mut idle: Vec<Connection> = Vec::new();
     let mut most_in_flight = 0;
     for phase in phases {
+        if shared.is_stopped() {
+            break;
+        }
         match phase {
             Phase::Users(streams) => {
                 let workers = concurrency.min(streams.len());
@@ -174,19 +187,26 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
     }
     let duration = shared.started.elapsed();
     if let Some(progress) = &shared.progress {
-        progress.finish();
+        if shared.is_stopped() {
+            progress.abandon();
+        } else {
+            progress.finish();
+        }
     }
 
     let duration_s = duration.as_secs_f64();
-    let command_count = shared.commands.len() as u64;
+    let command_count = shared.workload.len() as u64;
+    let (latency_ms, service_latency_ms) = shared.latencies.summaries();
     let open_loop = shared.rate.map(|rate_per_s| OpenLoop {
         rate_per_s,
-        service_latency_ms: LatencySummary::from_micros(&total.service_latency),
+        service_latency_ms,
         behind_schedule: total.behind_schedule,
     });
-    total.timeline.resize(duration.as_secs() as usize + 1, 0);
+    total.timeline.cover(duration);
+    let (timeline_step_s, timeline) = total.timeline.into_parts();
     total.dumplogs.sort_by_key(|d| d.line);
     total.dumplog_errors.sort_by_key(|d| d.line);
+    let answered = total.accepted + total.rejected + total.failed;
     Ok(Report {
         target: options.target,
         commands: command_count,
@@ -196,8 +216,10 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
         failed: total.failed,
         failed_by_reason: total.failed_by_reason.into_iter().collect(),
         retries: total.retries,
-        malformed_lines: malformed.len() as u64,
-        malformed,
+        not_sent: command_count.saturating_sub(answered),
+        stopped: shared.stopped.get().cloned(),
+        malformed_lines: shared.workload.malformed_lines(),
+        malformed: shared.workload.malformed().to_vec(),
         users: users as u64,
         concurrency: most_in_flight as u64,
         duration_s,
@@ -206,10 +228,11 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
         } else {
             0.0
         },
-        latency_ms: LatencySummary::from_micros(&total.latency),
+        latency_ms,
         dumplogs: total.dumplogs,
         dumplog_errors: total.dumplog_errors,
-        timeline: total.timeline,
+        timeline,
+        timeline_step_s,
         open_loop,
     })
 }
@@ -217,19 +240,93 @@ pub async fn run(workload: ParsedWorkload, options: RunOptions) -> anyhow::Resul
 /// What every worker reads.
 struct Shared {
     endpoint: Endpoint,
+    target: String,
     out_dir: PathBuf,
     retries: u32,
+    deadline: Duration,
     request_timeout: Duration,
     progress: Option<ProgressBar>,
     started: Instant,
     rate: Option<f64>,
-    commands: Vec<WorkloadCommand>,
+    /// Why the run stopped, once it has: no command is sent after.
+    stopped: OnceLock<String>,
+    /// Since when, and why, the target has not been reached.
+    outage: Mutex<Option<(Instant, String)>>,
+    latencies: Latencies,
+    workload: Workload,
 }
 
 impl Shared {
     /// When command `index` is due in an open-loop run.
     fn due(&self, index: usize) -> Option<Instant> {
         self.rate.map(|rate| self.started + due_after(index, rate))
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.get().is_some()
+    }
+
+    /// Stops the run: commands in flight finish, no other is sent.
+    fn stop(&self, why: String) {
+        if self.stopped.set(why.clone()).is_ok() {
+            self.notice(&format!("stopping the replay: {why}"));
+        }
+    }
+
+    /// Tells the person running the replay, above the progress bar if
+    /// there is one; even a quiet run says this much.
+    fn notice(&self, text: &str) {
+        match &self.progress {
+            Some(progress) => progress.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// An attempt found no server: the first one of an outage says so at
+    /// once.
+    fn unreachable(&self, error: &TransportError) {
+        let mut outage = self.outage.lock().expect("not poisoned");
+        if outage.is_none() {
+            let why = match error {
+                TransportError::Connect(error) => {
+                    format!("cannot connect to {}: {error}", self.target)
+                }
+                other => format!("{} gives no answer: {other}", self.target),
+            };
+            self.notice(&format!(
+                "{why}; retrying each command for up to {} s",
+                self.deadline.as_secs_f64()
+            ));
+            *outage = Some((Instant::now(), why));
+        }
+    }
+
+    /// An answer came: an outage, if there was one, is over.
+    fn reached(&self) {
+        let mut outage = self.outage.lock().expect("not poisoned");
+        if let Some((since, _)) = outage.take() {
+            self.notice(&format!(
+                "reached {} again after {:.1} s",
+                self.target,
+                since.elapsed().as_secs_f64()
+            ));
+        }
+    }
+
+    /// Stops the run if the target has been unreachable for longer than a
+    /// command's deadline: every command would fail the same way.
+    fn give_up_if_unreachable(&self) {
+        let outage = self.outage.lock().expect("not poisoned");
+        if let Some((since, why)) = &*outage
+            && since.elapsed() >= self.deadline
+        {
+            let why = format!(
+                "{why} (for {:.0} s, longer than a command's deadline)",
+                since.elapsed().as_secs_f64()
+            );
+            drop(outage);
+            self.stop(why);
+        }
     }
 }
 
@@ -247,24 +344,26 @@ const LATE: Duration = Duration::from_millis(1);
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     /// Each user's commands (indices into the workload), users in order of
-    /// first appearance.
-    Users(Vec<Vec<usize>>),
+    /// first appearance. Indices are 32-bit: a workload's commands are
+    /// held in 32-bit records anyway, and a million-command file's streams
+    /// take 4 MB instead of 8.
+    Users(Vec<Vec<u32>>),
     /// A command without a user, run on its own.
     Alone(usize),
 }
 
-fn phases(commands: &[WorkloadCommand]) -> Vec<Phase> {
+fn phases(workload: &Workload) -> Vec<Phase> {
     let mut phases = Vec::new();
-    let mut streams: Vec<Vec<usize>> = Vec::new();
-    let mut stream_of: HashMap<&str, usize> = HashMap::new();
-    for (index, command) in commands.iter().enumerate() {
-        match command.user.as_deref() {
+    let mut streams: Vec<Vec<u32>> = Vec::new();
+    let mut stream_of: HashMap<u32, usize> = HashMap::new();
+    for index in 0..workload.len() {
+        match workload.user_index(index) {
             Some(user) => {
                 let stream = *stream_of.entry(user).or_insert_with(|| {
                     streams.push(Vec::new());
                     streams.len() - 1
                 });
-                streams[stream].push(index);
+                streams[stream].push(index as u32);
             }
             None => {
                 if !streams.is_empty() {
@@ -285,31 +384,52 @@ fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {pos}/{len} commands, {per_sec}, ETA {eta}",
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} commands, {rate}, ETA {eta}",
         )
         .expect("the progress template is valid")
+        .with_key(
+            "rate",
+            |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = out.write_str(&rate_text(state.per_sec()));
+            },
+        )
         .progress_chars("=> "),
     );
     bar
 }
 
+/// A rate for the progress bar: whole commands per second, with one
+/// decimal only below ten (indicatif's own `{per_sec}` shows four).
+fn rate_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0/s".to_owned()
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{per_sec:.0}/s")
+    }
+}
+
 /// One connection working through users' streams, one whole user at a time.
 struct Worker {
     shared: Arc<Shared>,
-    streams: Arc<Vec<Vec<usize>>>,
+    streams: Arc<Vec<Vec<u32>>>,
     next: Arc<AtomicUsize>,
 }
 
 impl Worker {
     async fn run(self, mut connection: Connection) -> (Connection, Tally) {
         let mut tally = Tally::new();
-        loop {
+        'streams: loop {
             let stream = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(stream) = self.streams.get(stream) else {
                 break;
             };
             for &index in stream {
-                execute(&self.shared, &mut connection, &mut tally, index).await;
+                if self.shared.is_stopped() {
+                    break 'streams;
+                }
+                execute(&self.shared, &mut connection, &mut tally, index as usize).await;
             }
         }
         (connection, tally)
@@ -318,8 +438,8 @@ impl Worker {
 
 /// Sends one command until it has a final answer, and records it.
 async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally, index: usize) {
-    let command = &shared.commands[index];
-    let body = encode(command);
+    let command = shared.workload.command(index);
+    let body = encode(&command);
     let dump_path = if command.name == CommandName::DumpLog {
         match resolve_dump_path(
             &shared.out_dir,
@@ -366,9 +486,14 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
     };
     let sent = Instant::now();
     let mut attempt = 0;
+    let mut no_server;
     let outcome = loop {
+        // Never past the command's deadline.
+        let limit = shared
+            .request_timeout
+            .min(shared.deadline.saturating_sub(sent.elapsed()));
         let answer = tokio::time::timeout(
-            shared.request_timeout,
+            limit,
             send_once(
                 &shared.endpoint,
                 connection,
@@ -378,6 +503,12 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
         )
         .await
         .unwrap_or(Err(TransportError::Timeout));
+        no_server = matches!(&answer, Err(error) if error.is_unreachable());
+        match &answer {
+            Ok(_) => shared.reached(),
+            Err(error) if error.is_unreachable() => shared.unreachable(error),
+            Err(_) => {}
+        }
         let retry_reason = match answer {
             Ok(Answer::Unavailable) => "http_503",
             Err(error) => {
@@ -391,7 +522,7 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
                         transaction_num: command.transaction_num,
                         user: command.user.clone(),
                         filename: command.filename.clone().unwrap_or_default(),
-                        path: dump_path.unwrap_or_default(),
+                        path: dump_path.clone().unwrap_or_default(),
                         bytes,
                     }),
                     Some(Err(error)) => tally.dumplog_errors.push(DumplogError {
@@ -405,21 +536,71 @@ async fn execute(shared: &Shared, connection: &mut Connection, tally: &mut Tally
                 break Outcome::Accepted;
             }
             Ok(Answer::Rejected(code)) => break Outcome::Rejected(code),
+            Ok(Answer::Unauthorized { status, code }) => {
+                shared.stop(unauthorized(status, &code, command.user.as_deref()));
+                break Outcome::Failed(format!("http_{}", status.as_u16()));
+            }
             Ok(Answer::Failed(reason)) => break Outcome::Failed(reason),
         };
-        if attempt >= shared.retries {
+        let pause = backoff(attempt);
+        if attempt >= shared.retries
+            || shared.is_stopped()
+            || sent.elapsed() + pause >= shared.deadline
+        {
             break Outcome::Failed(retry_reason.to_owned());
         }
-        tokio::time::sleep(backoff(attempt)).await;
+        tokio::time::sleep(pause).await;
         attempt += 1;
         tally.retries += 1;
     };
-    if shared.rate.is_some() {
-        tally.record_service(sent.elapsed());
+    if command.name == CommandName::DumpLog
+        && dump_path.is_some()
+        && !matches!(outcome, Outcome::Accepted)
+    {
+        // The file asked for this log, and it is not there.
+        let answer = match &outcome {
+            Outcome::Rejected(code) | Outcome::Failed(code) => code.as_str(),
+            Outcome::Accepted => unreachable!("matched above"),
+        };
+        tally.dumplog_errors.push(DumplogError {
+            line: command.line,
+            transaction_num: command.transaction_num,
+            filename: command.filename.clone(),
+            error: format!("no log was saved: the command got {answer}"),
+        });
     }
-    tally.record(outcome, started.elapsed(), shared.started.elapsed());
+    if no_server {
+        shared.give_up_if_unreachable();
+    }
+    if shared.rate.is_some() {
+        shared.latencies.record_service(sent.elapsed());
+    }
+    shared.latencies.record(started.elapsed());
+    tally.record(outcome, shared.started.elapsed());
     if let Some(progress) = &shared.progress {
         progress.inc(1);
+    }
+}
+
+/// Why a refused token stops the run: every other command would be refused
+/// the same way.
+fn unauthorized(status: StatusCode, code: &str, user: Option<&str>) -> String {
+    if status == StatusCode::UNAUTHORIZED {
+        format!(
+            "the server refused the token ({} {code}): a replay needs the supervisor token \
+             (--token or DAYTRADER_ADMIN_TOKEN)",
+            status.as_u16()
+        )
+    } else {
+        let whom = user.map_or_else(
+            || "the whole system's log".to_owned(),
+            |u| format!("user {u}"),
+        );
+        format!(
+            "the token may not act for {whom} ({} {code}): a replay acts for every user of the \
+             file, which takes the supervisor token",
+            status.as_u16()
+        )
     }
 }
 
@@ -439,6 +620,8 @@ enum Answer {
     /// 4xx, with the error code from its body. A 429 is one too: a
     /// replay reports rate limiting rather than hiding it behind retries.
     Rejected(String),
+    /// 401 or 403: the token is wrong, or may not do this.
+    Unauthorized { status: StatusCode, code: String },
     /// 503: a dependency is down, try again.
     Unavailable,
     /// Any other status: not retried, since the server says it failed in a
@@ -474,7 +657,12 @@ async fn send_once(
             .await
             .map_err(TransportError::Http)?
             .to_bytes();
-        Ok(Answer::Rejected(error_code(&bytes)))
+        let code = error_code(&bytes);
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            Ok(Answer::Unauthorized { status, code })
+        } else {
+            Ok(Answer::Rejected(code))
+        }
     } else if status == StatusCode::SERVICE_UNAVAILABLE {
         drain(body).await?;
         Ok(Answer::Unavailable)
@@ -570,7 +758,7 @@ mod tests {
             "[1] ADD,a,1\n[2] ADD,b,1\n[3] QUOTE,a,X\n[4] DUMPLOG,./one\n[5] DUMPLOG,./two\n[6] DUMPLOG,b,./b\n[7] ADD,a,1\n[8] DUMPLOG,./end",
         );
         assert_eq!(
-            phases(&parsed.commands),
+            phases(&Workload::from(parsed)),
             vec![
                 Phase::Users(vec![vec![0, 2], vec![1]]),
                 Phase::Alone(3),
@@ -608,6 +796,29 @@ mod tests {
         assert_eq!(due_after(1, 100.0), Duration::from_millis(10));
         assert_eq!(due_after(250, 100.0), Duration::from_millis(2500));
         assert_eq!(due_after(3, 0.5), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn the_progress_bar_shows_rates_without_decimals_to_spare() {
+        assert_eq!(rate_text(12_345.678_9), "12346/s");
+        assert_eq!(rate_text(10.04), "10/s");
+        assert_eq!(rate_text(3.456), "3.5/s");
+        assert_eq!(rate_text(0.0), "0/s");
+        assert_eq!(rate_text(f64::NAN), "0/s");
+    }
+
+    #[test]
+    fn a_refused_token_says_what_to_do() {
+        let wrong = unauthorized(StatusCode::UNAUTHORIZED, "unauthorized", Some("u1"));
+        assert!(
+            wrong.contains("401") && wrong.contains("--token"),
+            "{wrong}"
+        );
+        let limited = unauthorized(StatusCode::FORBIDDEN, "forbidden", Some("u1"));
+        assert!(
+            limited.contains("user u1") && limited.contains("supervisor"),
+            "{limited}"
+        );
     }
 
     #[test]

@@ -27,12 +27,22 @@ pub struct Report {
     /// carried none).
     pub rejected_by_code: BTreeMap<String, u64>,
     /// Commands without an acceptance or a refusal: a 5xx other than 503,
-    /// or a transport error or 503 that outlasted every retry.
+    /// a transport error or 503 that outlasted every retry, or a refused
+    /// token (401, 403).
     pub failed: u64,
     pub failed_by_reason: BTreeMap<String, u64>,
     /// Attempts repeated after a transport error or a 503.
     pub retries: u64,
+    /// Commands never sent, because the run stopped first.
+    #[serde(default)]
+    pub not_sent: u64,
+    /// Why the run stopped before its end: the server refused the token,
+    /// or could not be reached for longer than a command's deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     pub malformed_lines: u64,
+    /// The first malformed lines (at most
+    /// [`crate::MAX_KEPT_MALFORMED`]); `malformed_lines` counts them all.
     pub malformed: Vec<MalformedLine>,
     /// Distinct users in the workload.
     pub users: u64,
@@ -48,13 +58,23 @@ pub struct Report {
     pub dumplogs: Vec<DumpFile>,
     /// DUMPLOG answers that could not be saved.
     pub dumplog_errors: Vec<DumplogError>,
-    /// Commands completed in each second of the run, in order.
+    /// Commands completed in each stretch of [`Report::timeline_step_s`]
+    /// seconds of the run, in order; at most [`crate::MAX_TIMELINE_BUCKETS`]
+    /// of them, however long the run.
     pub timeline: Vec<u64>,
+    /// Seconds per entry of the timeline: 1 for runs of up to ten minutes,
+    /// doubling as often as a longer run needs.
+    #[serde(default = "one_second")]
+    pub timeline_step_s: u64,
     /// What the schedule of an open-loop run (a fixed rate) did; absent for
     /// a closed loop. In an open loop, [`Report::latency_ms`] counts from
     /// when each command was due, not from when it could be sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_loop: Option<OpenLoop>,
+}
+
+fn one_second() -> u64 {
+    1
 }
 
 /// The schedule of an open-loop run.
@@ -122,11 +142,28 @@ pub struct DumplogError {
 }
 
 impl Report {
-    /// Whether every command got an answer and every log was saved;
-    /// refusals are expected (the course files are full of them) and do
-    /// not count against a run.
+    /// Whether every command was sent and got an answer, and every log the
+    /// workload asked for was saved; refusals are expected (the course
+    /// files are full of them) and do not count against a run.
     pub fn succeeded(&self) -> bool {
-        self.failed == 0 && self.dumplog_errors.is_empty()
+        self.failed == 0
+            && self.not_sent == 0
+            && self.stopped.is_none()
+            && self.dumplog_errors.is_empty()
+    }
+
+    /// The timeline as (seconds since the start, commands per second),
+    /// one point in the middle of each entry, the last (partial) one left
+    /// out: drawn, it would look like a drop.
+    pub fn throughput_points(&self) -> Vec<(f64, f64)> {
+        let step = self.timeline_step_s.max(1) as f64;
+        let full = self.timeline.len().saturating_sub(1).max(1);
+        self.timeline
+            .iter()
+            .take(full)
+            .enumerate()
+            .map(|(i, &n)| ((i as f64 + 0.5) * step, n as f64 / step))
+            .collect()
     }
 
     /// Writes the report as pretty JSON.
@@ -180,6 +217,9 @@ impl Report {
             writeln!(out, "    {reason:<18}{n:>12}")?;
         }
         writeln!(out, "  {:<20}{:>12}", "retries", self.retries)?;
+        if self.not_sent > 0 {
+            writeln!(out, "  {:<20}{:>12}", "not sent", self.not_sent)?;
+        }
         writeln!(
             out,
             "  {:<20}{:>12}",
@@ -235,6 +275,9 @@ impl Report {
                 error.line, error.error
             )?;
         }
+        if let Some(why) = &self.stopped {
+            writeln!(out, "  stopped: {why}")?;
+        }
         writeln!(
             out,
             "  {:<20}{:>12}",
@@ -261,6 +304,8 @@ mod tests {
             failed: 1,
             failed_by_reason: BTreeMap::from([("http_500".into(), 1)]),
             retries: 2,
+            not_sent: 0,
+            stopped: None,
             malformed_lines: 1,
             malformed: vec![MalformedLine {
                 line: 4,
@@ -282,6 +327,7 @@ mod tests {
             }],
             dumplog_errors: vec![],
             timeline: vec![10],
+            timeline_step_s: 1,
             open_loop: None,
         }
     }
@@ -318,6 +364,47 @@ mod tests {
             error: "refused".into(),
         });
         assert!(!r.succeeded());
+        r.dumplog_errors.clear();
+        r.stopped = Some("the server refused the token".into());
+        assert!(!r.succeeded(), "a run that stopped is not OK");
+        r.stopped = None;
+        r.not_sent = 3;
+        assert!(!r.succeeded(), "nor one that left commands unsent");
+    }
+
+    #[test]
+    fn a_stopped_run_says_why_and_old_reports_still_read() {
+        let mut r = report();
+        r.stopped = Some("cannot connect to http://127.0.0.1:9".into());
+        r.not_sent = 7;
+        let mut table = Vec::new();
+        r.print_table(&mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        for expected in [
+            "stopped: cannot connect to http://127.0.0.1:9",
+            "not sent",
+            "FAILED",
+        ] {
+            assert!(table.contains(expected), "{expected} in\n{table}");
+        }
+        // Reports written before these fields existed read with defaults.
+        let mut old = serde_json::to_value(report()).unwrap();
+        for field in ["not_sent", "stopped", "timeline_step_s"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            (back.not_sent, back.stopped, back.timeline_step_s),
+            (0, None, 1)
+        );
+    }
+
+    #[test]
+    fn throughput_points_are_per_second_whatever_the_step() {
+        let mut r = report();
+        r.timeline = vec![40, 80, 8];
+        r.timeline_step_s = 4;
+        assert_eq!(r.throughput_points(), vec![(2.0, 10.0), (6.0, 20.0)]);
     }
 
     #[test]

@@ -61,8 +61,23 @@ pub fn parse_file(path: &Path) -> anyhow::Result<ParsedWorkload> {
 
 /// Parses a workload from any buffered reader. Only an I/O error fails the
 /// whole parse; a bad line is recorded in [`ParsedWorkload::malformed`].
-pub fn parse_reader<R: BufRead>(mut reader: R) -> io::Result<ParsedWorkload> {
+pub fn parse_reader<R: BufRead>(reader: R) -> io::Result<ParsedWorkload> {
     let mut parsed = ParsedWorkload::default();
+    read_lines(reader, |line| match line {
+        Ok(command) => parsed.commands.push(command),
+        Err(bad) => parsed.malformed.push(bad),
+    })?;
+    Ok(parsed)
+}
+
+/// Reads a workload line by line, handing each command or malformed line
+/// to `each` as soon as it is read: what keeps the workload is the
+/// caller's choice (a `Vec` of commands, or [`crate::Workload`]'s compact
+/// records). Blank lines are skipped; only an I/O error ends the reading.
+pub(crate) fn read_lines<R: BufRead>(
+    mut reader: R,
+    mut each: impl FnMut(Result<WorkloadCommand, MalformedLine>),
+) -> io::Result<()> {
     // One buffer reused for every line: reading bytes rather than `String`s
     // lets a line that is not UTF-8 be reported instead of ending the parse.
     let mut buf = Vec::with_capacity(128);
@@ -81,19 +96,21 @@ pub fn parse_reader<R: BufRead>(mut reader: R) -> io::Result<ParsedWorkload> {
             Ok(text) => text,
             Err(_) => {
                 let lossy = String::from_utf8_lossy(bytes);
-                parsed
-                    .malformed
-                    .push(malformed(line, "the line is not UTF-8 text".into(), &lossy));
+                each(Err(malformed(
+                    line,
+                    "the line is not UTF-8 text".into(),
+                    &lossy,
+                )));
                 continue;
             }
         };
         match parse_line(line, text) {
-            Ok(Some(command)) => parsed.commands.push(command),
+            Ok(Some(command)) => each(Ok(command)),
             Ok(None) => {}
-            Err(reason) => parsed.malformed.push(malformed(line, reason, text)),
+            Err(reason) => each(Err(malformed(line, reason, text))),
         }
     }
-    Ok(parsed)
+    Ok(())
 }
 
 /// Parses a workload held in memory (tests, small inputs).
@@ -372,14 +389,6 @@ mod tests {
 
     #[test]
     fn parses_the_course_files_when_present() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/workloads");
-        if !dir.is_dir() {
-            println!(
-                "note: {} is absent; skipping the course files",
-                dir.display()
-            );
-            return;
-        }
         let files = [
             ("1userWorkLoad.txt", 100, 1),
             ("2userWorkLoad.txt", 10_000, 2),
@@ -388,7 +397,10 @@ mod tests {
             ("100User_testWorkLoad.txt", 100_000, 100),
         ];
         for (file, commands, users) in files {
-            let parsed = parse_file(&dir.join(file)).unwrap();
+            let Some(path) = crate::testing::course_file(file) else {
+                return;
+            };
+            let parsed = parse_file(&path).unwrap();
             assert_eq!(parsed.malformed, vec![], "{file}");
             assert_eq!(parsed.commands.len(), commands, "{file}");
             let distinct: std::collections::HashSet<_> = parsed

@@ -171,7 +171,15 @@ async fn handle(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Bytes) 
 async fn spawn_fake(
     rule: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static,
 ) -> (String, Arc<Fake>) {
-    let fake = Arc::new(Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let fake = fake(rule);
+    tokio::spawn(serve_fake(listener, Arc::clone(&fake)));
+    (url, fake)
+}
+
+fn fake(rule: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) -> Arc<Fake> {
+    Arc::new(Fake {
         rule: Box::new(rule),
         arrivals: Mutex::default(),
         attempts: Mutex::default(),
@@ -180,14 +188,14 @@ async fn spawn_fake(
         most_in_flight: AtomicUsize::new(0),
         users_in_flight: Mutex::default(),
         overlaps: AtomicUsize::new(0),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    })
+}
+
+async fn serve_fake(listener: TcpListener, fake: Arc<Fake>) {
     let app = Router::new()
         .route("/api/v1/commands", post(handle))
-        .with_state(Arc::clone(&fake));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, fake)
+        .with_state(fake);
+    axum::serve(listener, app).await.unwrap();
 }
 
 fn options(url: &str, out_dir: &Path) -> RunOptions {
@@ -727,12 +735,9 @@ async fn refuses_targets_it_cannot_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_the_one_user_course_file_when_present() {
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/workloads/1userWorkLoad.txt");
-    if !file.is_file() {
-        println!("note: {} is absent; skipping", file.display());
+    let Some(file) = loadgen::testing::course_file("1userWorkLoad.txt") else {
         return;
-    }
+    };
     let (url, fake) = spawn_fake(|body, _| {
         if command(body) == "DUMPLOG" {
             Reply::Xml(vec![Bytes::from_static(
@@ -756,4 +761,121 @@ async fn replays_the_one_user_course_file_when_present() {
             .unwrap()
             .contains("<log>")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_stops_the_run_at_once() {
+    let (url, fake) = spawn_fake(|_, _| Reply::Status(401, "unauthorized")).await;
+    let text: String = (1..=60)
+        .map(|n| format!("[{n}] ADD,{},1\n", ["a", "b", "c"][n % 3]))
+        .chain(["[61] DUMPLOG,./testLOG\n".to_owned()])
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let report = replay(parse_str(&text), options(&url, dir.path())).await;
+    let why = report.stopped.clone().expect("the run stopped");
+    assert!(why.contains("401") && why.contains("token"), "{why}");
+    // At most one command per user in flight when the first 401 came back.
+    assert!(fake.arrivals().len() <= 3, "{} sent", fake.arrivals().len());
+    assert_eq!(report.retries, 0, "a refused token is not retried");
+    assert_eq!(report.commands, 61);
+    assert!(report.not_sent >= 58, "{report:?}");
+    assert_eq!(
+        report.failed_by_reason.get("http_401"),
+        Some(&report.failed)
+    );
+    assert!(!report.succeeded());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_not_act_for_the_users_stops_the_run_too() {
+    let (url, _fake) = spawn_fake(|_, _| Reply::Status(403, "forbidden")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = replay(
+        parse_str("[1] ADD,a,1\n[2] ADD,a,2\n[3] ADD,a,3\n"),
+        options(&url, dir.path()),
+    )
+    .await;
+    let why = report.stopped.clone().expect("the run stopped");
+    assert!(why.contains("403") && why.contains("user a"), "{why}");
+    assert_eq!((report.failed, report.not_sent), (1, 2));
+    assert!(!report.succeeded());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dumplog_that_saved_nothing_fails_the_run() {
+    let (url, _fake) = spawn_fake(|body, _| {
+        if command(body) == "DUMPLOG" {
+            Reply::Status(404, "unknown_user")
+        } else {
+            Reply::Accept
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = replay(
+        parse_str("[1] ADD,a,1\n[2] DUMPLOG,b,./b.xml\n"),
+        options(&url, dir.path()),
+    )
+    .await;
+    assert_eq!((report.accepted, report.rejected, report.failed), (1, 1, 0));
+    assert_eq!(report.dumplog_errors.len(), 1, "{report:?}");
+    assert_eq!(report.dumplog_errors[0].line, 2);
+    assert!(
+        report.dumplog_errors[0].error.contains("unknown_user"),
+        "{:?}",
+        report.dumplog_errors
+    );
+    assert!(!dir.path().join("b.xml").exists());
+    assert!(!report.succeeded());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_target_stops_the_run_once_it_outlasts_the_deadline() {
+    let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let text: String = (1..=200).map(|n| format!("[{n}] ADD,a,1\n")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&url, dir.path());
+    // Many retries: the deadline is what bounds each command.
+    options.retries = 1_000;
+    options.deadline = Duration::from_millis(1_500);
+    let report = replay(parse_str(&text), options).await;
+    let why = report.stopped.clone().expect("the run stopped");
+    assert!(why.contains(&format!("cannot connect to {url}")), "{why}");
+    assert!(
+        report.retries < 50,
+        "retries bounded by the deadline: {}",
+        report.retries
+    );
+    assert_eq!(
+        report.failed_by_reason.get("connect_failed"),
+        Some(&report.failed)
+    );
+    assert!(report.not_sent >= 190, "{report:?}");
+    assert!(!report.succeeded());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_shorter_than_the_deadline_is_ridden_out() {
+    // The first attempts of the first command find nothing listening; the
+    // server comes up a moment later.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{address}");
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = TcpListener::bind(address).await.unwrap();
+        serve_fake(listener, fake(|_, _| Reply::Accept)).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&url, dir.path());
+    options.retries = 1_000;
+    options.deadline = Duration::from_secs(20);
+    let report = replay(parse_str("[1] ADD,a,1\n[2] ADD,a,2\n"), options).await;
+    starter.abort();
+    assert!(report.succeeded(), "{report:?}");
+    assert!(report.retries >= 1, "{report:?}");
+    assert_eq!(report.stopped, None);
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use engine::{Money, Symbol, UserId};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::clock::{remaining_life, wall_clock_ms};
 use crate::{Fetched, QuoteClient, QuoteError, lock};
@@ -160,13 +161,18 @@ impl<L: QuoteLoader> QuoteCache<L> {
         match miss {
             Miss::Lead(flight) => {
                 let (leader, outcome) = oneshot::channel();
-                tokio::spawn(load(
-                    Arc::clone(&self.inner),
-                    symbol,
-                    user.clone(),
-                    flight,
-                    leader,
-                ));
+                // In the caller's span: what the fetch logs is logged
+                // under the request (or the job) that caused it.
+                tokio::spawn(
+                    load(
+                        Arc::clone(&self.inner),
+                        symbol,
+                        user.clone(),
+                        flight,
+                        leader,
+                    )
+                    .in_current_span(),
+                );
                 outcome.await.unwrap_or(Err(QuoteError::Cancelled))
             }
             Miss::Follow(flight, mut outcome) => {

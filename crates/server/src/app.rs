@@ -20,9 +20,11 @@ use quotes::{QuoteCache, QuoteClient, QuoteSource, SharedQuoteLoader};
 use store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutBody;
+use tracing::Instrument;
 
 use crate::admin_token::{self, TokenSource};
 use crate::auth::Auth;
+use crate::body_deadline::DeadlineBody;
 use crate::error::ApiError;
 use crate::respond::MAX_BODY;
 use crate::service::{Loader, Trading, spawn_trigger_engine};
@@ -72,10 +74,15 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// [`HEADER_READ_TIMEOUT`].
 pub const BODY_READ_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 
+/// The longest a whole request body may take to arrive, however steadily
+/// it trickles in (a command is a few dozen bytes).
+pub const BODY_READ_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Refuses, before anything reads them, a request whose head is too large
 /// (431) or whose declared body is (413): a client announcing 10 MB is
 /// answered at once rather than read until the limit. A body that stalls
-/// fails after [`BODY_READ_TIMEOUT`].
+/// fails after [`BODY_READ_TIMEOUT`], and one still arriving after
+/// [`BODY_READ_DEADLINE`] fails then.
 async fn refuse_oversized(request: Request, next: Next) -> Response {
     let head = request
         .uri()
@@ -107,12 +114,17 @@ async fn refuse_oversized(request: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    let request = request.map(|body| Body::new(TimeoutBody::new(BODY_READ_TIMEOUT, body)));
+    let request = request.map(|body| {
+        let idle_limited = Body::new(TimeoutBody::new(BODY_READ_TIMEOUT, body));
+        Body::new(DeadlineBody::new(BODY_READ_DEADLINE, idle_limited))
+    });
     next.run(request).await
 }
 
 /// One log line and the metrics of every request, under the request id the
-/// balancer set (or a new one), which the response carries back.
+/// balancer set (or a new one), which the response carries back. The
+/// request runs in a span carrying that id, so every line logged while it
+/// is served (by the store, the quote client, the cache) carries it too.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let started = Instant::now();
@@ -131,7 +143,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let mut response = next.run(request).await;
+    let span = tracing::info_span!("request", request_id = request_id.to_str().unwrap_or("-"));
+    let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     response
@@ -141,15 +154,29 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route.clone())
         .record(elapsed.as_secs_f64());
-    tracing::info!(
-        request_id = request_id.to_str().unwrap_or("-"),
-        %method,
-        route,
-        status,
-        micros = elapsed.as_micros() as u64,
-        "request"
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            route,
+            status,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        );
+    });
     response
+}
+
+/// Makes a write past the file-size limit (`ulimit -f`) an I/O error
+/// rather than a death: by default such a write kills the process with
+/// SIGXFSZ. Ignored, the write fails with EFBIG, which the store answers
+/// as it answers a full disk (503, and not ready until writes succeed).
+pub fn survive_file_size_limit() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler
+    // and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// A started instance.
@@ -157,6 +184,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub admin_token: String,
     pub token_source: TokenSource,
+    /// The demo traders, with `--demo`.
+    pub demo: Option<crate::demo::Seeded>,
     trigger: shutdown::Trigger,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     triggers: tokio::task::JoinHandle<()>,
@@ -181,6 +210,10 @@ pub enum StartError {
     AdminTokenRequired,
     #[error("the worker runs beside a cluster: set DATABASE_URL (or DB_HOST) to its PostgreSQL")]
     WorkerNeedsPostgres,
+    #[error("the demo is for the embedded mode: leave DATABASE_URL and DB_HOST unset")]
+    DemoNeedsEmbedded,
+    #[error("the demo traders could not be made: {0}")]
+    Demo(#[from] crate::service::ServiceError),
 }
 
 /// What a serving or working process runs on.
@@ -259,11 +292,18 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
     let (admin_token, token_source) = admin_token(&settings)?;
+    if settings.demo && !matches!(settings.database, Database::Sqlite { .. }) {
+        return Err(StartError::DemoNeedsEmbedded);
+    }
     let Services {
         trading,
         cache,
         clock,
     } = services(&settings)?;
+    let demo = match settings.demo {
+        true => Some(crate::demo::seed(&trading).await?),
+        false => None,
+    };
     let state = AppState {
         trading: trading.clone(),
         auth: Arc::new(Auth::new(&admin_token)),
@@ -285,6 +325,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         addr,
         admin_token,
         token_source,
+        demo,
         trigger,
         server,
         triggers,

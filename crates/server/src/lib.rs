@@ -6,6 +6,8 @@ pub mod admin_token;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod body_deadline;
+pub mod demo;
 pub mod error;
 pub mod respond;
 pub mod service;

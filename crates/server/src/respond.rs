@@ -37,9 +37,12 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
 pub fn xml_response(
     chunks: impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static,
 ) -> Response {
-    let body = Body::from_stream(chunks.map(|chunk| {
+    // The body streams after the handler has returned: its lines are
+    // logged under the request's span explicitly.
+    let span = tracing::Span::current();
+    let body = Body::from_stream(chunks.map(move |chunk| {
         chunk.map_err(|error| {
-            tracing::error!(%error, "the log stream failed part-way");
+            span.in_scope(|| tracing::error!(%error, "the log stream failed part-way"));
             std::io::Error::other(error.to_string())
         })
     }));

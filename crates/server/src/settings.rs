@@ -50,6 +50,8 @@ pub struct Settings {
     /// Whether this process refreshes those prices itself: yes when
     /// embedded; in a cluster the leading `daytrader worker` does.
     pub refresh_triggers: bool,
+    /// Seed the demo traders at start (`serve --demo`, embedded only).
+    pub demo: bool,
 }
 
 impl Settings {
@@ -73,6 +75,7 @@ impl Settings {
             max_batch: 1024,
             trigger_refresh: Duration::from_secs(5),
             refresh_triggers: true,
+            demo: false,
         }
     }
 }

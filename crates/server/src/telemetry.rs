@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_process::Collector;
 
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -26,4 +27,19 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("the only metrics recorder of the process")
         })
         .clone()
+}
+
+/// The metrics in Prometheus's text format, with the process's own
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, ...) read afresh for this scrape.
+pub fn render(handle: &PrometheusHandle) -> String {
+    static PROCESS: OnceLock<Collector> = OnceLock::new();
+    PROCESS
+        .get_or_init(|| {
+            let collector = Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+    handle.render()
 }

@@ -40,7 +40,7 @@ pub fn health_router(leading: Leading) -> Router {
         crate::respond::json_response(StatusCode::OK, body.to_string().into_bytes())
     }
     async fn metrics() -> String {
-        crate::telemetry::metrics_handle().render()
+        crate::telemetry::render(&crate::telemetry::metrics_handle())
     }
     Router::new()
         .route("/healthz", get(healthz))

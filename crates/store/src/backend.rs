@@ -165,6 +165,15 @@ pub trait Writes: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Why writes fail, while the last one did (a full disk, a database
+    /// that refuses writes); `None` once one succeeds again. How each
+    /// back end's batches end is noted by [`crate::write_health`].
+    fn writes_failing(&self) -> Option<String>;
+
+    /// Writes this instance's probe row, as readiness does while writes
+    /// fail; a success clears the failure.
+    fn probe_writes(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Commits what is queued and stops taking work. Jobs submitted
     /// afterwards fail with [`StoreError::Closed`]; reads go on.
     fn close(&self) -> impl Future<Output = ()> + Send;
@@ -311,6 +320,14 @@ impl Writes for Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         on_back_end!(self, Store, s => s.revoke_api_token(user, id, now_ms).await)
+    }
+
+    fn writes_failing(&self) -> Option<String> {
+        on_back_end!(self, Store, s => s.writes_failing())
+    }
+
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        on_back_end!(self, Store, s => s.probe_writes().await)
     }
 
     async fn close(&self) {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use engine::{
     Account, ArmedTriggerKey, CommandName, CommandRequest, Context, Money, Symbol, UserId, execute,
+    transaction_num,
 };
 
 use crate::notification::NewNotification;
@@ -22,6 +23,9 @@ pub struct Job {
     pub user: Option<UserId>,
     /// The client's transaction number: a retry with a number already
     /// executed for this user returns the first outcome instead of running.
+    /// Without one, the step is logged under a number of the system's own
+    /// ([`engine::transaction_num::system_chosen`]), which no client's can
+    /// equal.
     pub idem_key: Option<i64>,
     pub work: Work,
 }
@@ -254,7 +258,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
                 Ok(self.push(
                     seq,
                     job.user.clone(),
-                    seq,
+                    transaction_num::system_chosen(seq),
                     None,
                     Record::Quote(fetch.clone()),
                 ))
@@ -315,7 +319,9 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             created_ms: self.now_ms,
         });
         let seq = (self.next_seq)();
-        let txn = job.idem_key.unwrap_or(seq);
+        let txn = job
+            .idem_key
+            .unwrap_or_else(|| transaction_num::system_chosen(seq));
         let done = self.push(
             seq,
             Some(user.clone()),
@@ -357,7 +363,9 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         }
 
         let seq = (self.next_seq)();
-        let txn = job.idem_key.unwrap_or(seq);
+        let txn = job
+            .idem_key
+            .unwrap_or_else(|| transaction_num::system_chosen(seq));
         let mut events = Vec::new();
         let (outcome, balance) = match (command, &job.user) {
             (Err(rejection), _) => (Err(rejection), None),
@@ -402,7 +410,9 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             slot.touched = true;
             let seq = (self.next_seq)();
             // Recorded against the command that armed the trigger.
-            let txn = events.first().map_or(seq, |e| e.txn);
+            let txn = events
+                .first()
+                .map_or_else(|| transaction_num::system_chosen(seq), |e| e.txn);
             return self.push(
                 seq,
                 Some(user.clone()),

@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod record;
 pub mod sqlite;
 pub mod tokens;
+mod write_health;
 pub mod xml;
 
 use std::sync::Arc;

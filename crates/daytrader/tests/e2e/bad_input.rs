@@ -35,6 +35,8 @@ enum Request {
     Command(Value),
     /// `POST /api/v1/commands` with this content type and body.
     Raw(&'static str, Vec<u8>),
+    /// `POST /api/v1/commands` with this body and no content type at all.
+    Untyped(Vec<u8>),
     /// A GET, as the supervisor.
     Get(String),
 }
@@ -132,6 +134,13 @@ async fn send(app: &App, request: &Request) -> crate::helpers::Reply {
                 Some((content_type, body.clone())),
             )
             .await
+        }
+        Request::Untyped(body) => {
+            let request = hyper::Request::post(format!("{}/api/v1/commands", app.url))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+                .unwrap();
+            app.try_request(request).await.expect("the server answers")
         }
         Request::Get(path) => app.get(path).await,
     }
@@ -305,6 +314,12 @@ async fn wrong_content_types_are_415() {
             "unsupported_media_type",
         )
     })
+    .chain([case(
+        "no content type at all",
+        Request::Untyped(body.clone()),
+        415,
+        "unsupported_media_type",
+    )])
     .collect();
     check(&app, per_read, cases).await;
 }
@@ -928,6 +943,60 @@ async fn a_stalled_client_is_disconnected() {
     assert!(started.elapsed() < Duration::from_secs(25));
     // A new client: the blocking reads above kept this runtime from seeing
     // the server close the old one's idle connection.
+    let after = snapshot(&Http::new(app.url.clone())).await;
+    assert_eq!(after.account, before.account);
+    assert_eq!(after.errors, before.errors);
+    assert_eq!(after.transactions, before.transactions);
+}
+
+/// A body that never stalls long enough for the idle timeout, one byte
+/// every 2 s, is still cut off: a whole body has 10 s to arrive. The
+/// answer comes while most of the declared body is still unsent, and
+/// nothing changes.
+#[tokio::test]
+async fn a_body_trickled_a_byte_at_a_time_is_cut_off() {
+    let (app, _) = setup().await;
+    let before = snapshot(&app).await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let mut trickle = TcpStream::connect(&address).unwrap();
+    trickle
+        .write_all(
+            format!(
+                "POST /api/v1/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut writer = trickle.try_clone().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let counted = std::sync::Arc::clone(&sent);
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        // Two minutes' worth, far past any deadline; stops when the server
+        // has hung up.
+        for _ in 0..60 {
+            std::thread::sleep(Duration::from_secs(2));
+            if writer.write_all(b" ").is_err() {
+                break;
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(150)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = trickle.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let bytes = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"malformed_body\""), "{answer}");
+    assert!(
+        bytes < 40,
+        "answered only after {bytes} of 200 bytes, {:?}",
+        started.elapsed()
+    );
     let after = snapshot(&Http::new(app.url.clone())).await;
     assert_eq!(after.account, before.account);
     assert_eq!(after.errors, before.errors);

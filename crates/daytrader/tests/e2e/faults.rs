@@ -30,7 +30,7 @@ const RETRIES: &str = "30";
 
 /// Replays `file` through the cluster while `fault` runs, then checks
 /// everything the module's header says.
-async fn survives(
+pub(crate) async fn survives(
     cluster: &LocalCluster,
     file: &Path,
     options: &[&str],

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +23,8 @@ pub struct App {
     pub data_dir: PathBuf,
     /// Everything the process printed on stdout before it was ready.
     pub banner: Vec<String>,
+    /// Every line it wrote on stderr (its logs) so far.
+    logged: Arc<Mutex<Vec<String>>>,
     client: Http,
     child: Child,
     _temp: Option<tempfile::TempDir>,
@@ -106,14 +108,16 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
             }
         }
     });
-    // Drain stderr so the child never blocks on a full pipe; keep it for errors.
+    // Drain stderr so the child never blocks on a full pipe; keep it for
+    // errors and for tests that read the logs.
+    let logged = Arc::new(Mutex::new(Vec::new()));
     let (etx, erx) = mpsc::channel();
+    let sink = Arc::clone(&logged);
     std::thread::spawn(move || {
-        let text: Vec<String> = BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect();
-        let _ = etx.send(text.join("\n"));
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+        let _ = etx.send(());
     });
     let mut banner = Vec::new();
     let url = loop {
@@ -132,7 +136,8 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let errors = erx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+                let _ = erx.recv_timeout(Duration::from_secs(5));
+                let errors = logged.lock().unwrap().join("\n");
                 return Err(format!(
                     "the server never became ready.\nstdout: {banner:?}\nstderr: {errors}"
                 ));
@@ -144,6 +149,7 @@ pub fn try_spawn(options: Options) -> Result<App, String> {
     let app = App {
         data_dir,
         banner,
+        logged,
         client: Http::new(url),
         child,
         _temp: temp,
@@ -303,6 +309,16 @@ impl App {
         (report, out)
     }
 
+    /// The lines the process has logged (on stderr) so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logged.lock().unwrap().clone()
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: the process dies at once, as in a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -359,17 +375,11 @@ pub fn assert_valid_log(path: &Path) {
     }
 }
 
-/// The course workloads, when `../shared` is beside the project.
+/// The course workload `name`, for a test that needs it: `None` (the
+/// test says it skipped) when `../shared/workloads` is not beside the
+/// project; in CI, a failure.
 pub fn course_file(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/workloads")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("SKIPPED {name}: ../shared/workloads is not beside the project");
-        None
-    }
+    loadgen::testing::course_file(name)
 }
 
 /// Writes a workload of the project's own (`daytrader workload generate`)

@@ -128,13 +128,21 @@ pub fn shared_redis() -> Option<String> {
 pub struct PrivateRedis {
     pub port: u16,
     child: Option<Child>,
+    /// Options beyond the defaults (`--requirepass`).
+    options: Vec<String>,
 }
 
 impl PrivateRedis {
     pub fn start() -> Option<PrivateRedis> {
+        PrivateRedis::start_with(&[])
+    }
+
+    /// One started with more of redis-server's options.
+    pub fn start_with(options: &[&str]) -> Option<PrivateRedis> {
         let mut redis = PrivateRedis {
             port: free_port(),
             child: None,
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
         };
         redis.resume()?;
         Some(redis)
@@ -157,6 +165,7 @@ impl PrivateRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(&self.options)
             .stdout(Stdio::null())
             .spawn();
         let Ok(child) = child else {
@@ -193,6 +202,41 @@ pub struct PrivatePostgres {
 
 impl PrivatePostgres {
     pub fn start() -> Option<PrivatePostgres> {
+        PrivatePostgres::start_with_host_auth("trust")
+    }
+
+    /// One whose TCP connections must give a password (scram-sha-256), as
+    /// a real deployment's would; its Unix socket, in the test's own
+    /// directory, stays trusted for [`PrivatePostgres::admin_sql`].
+    pub fn start_requiring_passwords() -> Option<PrivatePostgres> {
+        PrivatePostgres::start_with_host_auth("scram-sha-256")
+    }
+
+    /// Runs SQL as the superuser, over the Unix socket.
+    pub fn admin_sql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .arg("-h")
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn start_with_host_auth(host_auth: &str) -> Option<PrivatePostgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|versions| {
@@ -213,8 +257,8 @@ impl PrivatePostgres {
             .args([
                 "-D",
                 dir.to_str().unwrap(),
-                "-A",
-                "trust",
+                "--auth-local=trust",
+                &format!("--auth-host={host_auth}"),
                 "-U",
                 "postgres",
                 "--no-sync",

@@ -37,6 +37,24 @@ impl LocalCluster {
         extra: &[&str],
         services: Vec<(&'static str, String)>,
     ) -> Option<LocalCluster> {
+        let mut cluster = LocalCluster::prepare(lb, instances, services)?;
+        let out = cluster.start(lb, instances, extra);
+        assert!(
+            out.status.success(),
+            "scripts/cluster up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.env = cluster.read_env();
+        Some(cluster)
+    }
+
+    /// A cluster of this test's own, named and with its ports chosen but
+    /// not started; `None` (a loud skip) when what it needs is missing.
+    pub fn prepare(
+        lb: &str,
+        instances: usize,
+        services: Vec<(&'static str, String)>,
+    ) -> Option<LocalCluster> {
         shared_redis()?;
         for tool in [lb, "psql"] {
             if Command::new("which")
@@ -49,35 +67,31 @@ impl LocalCluster {
         }
         let name = unique("t").replace(':', "");
         let port = base_port(instances);
-        let cluster = LocalCluster {
+        Some(LocalCluster {
             env: BTreeMap::new(),
             client: crate::helpers::Http::new(format!("http://127.0.0.1:{port}")),
             name,
             port,
             services,
-        };
-        let out = cluster
-            .script(&[
-                "up",
-                "--instances",
-                &instances.to_string(),
-                "--lb",
-                lb,
-                "--port",
-                &port.to_string(),
-                "--fresh",
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "scripts/cluster up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut cluster = cluster;
-        cluster.env = cluster.read_env();
-        Some(cluster)
+        })
+    }
+
+    /// `scripts/cluster up --fresh` on this cluster's ports, as it went;
+    /// once it succeeds, [`LocalCluster::read_env`] gives its settings.
+    pub fn start(&self, lb: &str, instances: usize, extra: &[&str]) -> std::process::Output {
+        self.script(&[
+            "up",
+            "--instances",
+            &instances.to_string(),
+            "--lb",
+            lb,
+            "--port",
+            &self.port.to_string(),
+            "--fresh",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
     }
 
     fn script(&self, args: &[&str]) -> Command {
@@ -91,7 +105,7 @@ impl LocalCluster {
         command
     }
 
-    fn read_env(&self) -> BTreeMap<String, String> {
+    pub fn read_env(&self) -> BTreeMap<String, String> {
         let out = self.script(&["env"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout)
             .lines()

@@ -206,9 +206,18 @@ fn now_ms() -> i64 {
 /// `userCommand` entries, no transaction number twice.
 pub fn assert_each_command_once(dump: &Path, commands: usize) {
     crate::helpers::assert_valid_log(dump);
-    let xml = std::fs::read_to_string(dump).unwrap();
-    let numbers: Vec<i64> = xml
-        .split("<userCommand>")
+    let numbers = command_numbers(&std::fs::read_to_string(dump).unwrap());
+    let distinct: std::collections::BTreeSet<i64> = numbers.iter().copied().collect();
+    assert_eq!(
+        (numbers.len(), distinct.len()),
+        (commands, commands),
+        "each command once"
+    );
+}
+
+/// The transaction numbers of a log's `userCommand` entries, in order.
+pub fn command_numbers(xml: &str) -> Vec<i64> {
+    xml.split("<userCommand>")
         .skip(1)
         .map(|entry| {
             let start = entry.find("<transactionNum>").unwrap() + "<transactionNum>".len();
@@ -216,11 +225,5 @@ pub fn assert_each_command_once(dump: &Path, commands: usize) {
                 .parse()
                 .unwrap()
         })
-        .collect();
-    let distinct: std::collections::BTreeSet<i64> = numbers.iter().copied().collect();
-    assert_eq!(
-        (numbers.len(), distinct.len()),
-        (commands, commands),
-        "each command once"
-    );
+        .collect()
 }

@@ -640,6 +640,103 @@ async fn every_api_route_checks_who_is_asking() {
     assert_eq!(posted.status, 403, "{}", posted.text());
 }
 
+/// The demo traders' passwords, as `serve --demo` printed them.
+fn demo_passwords(banner: &[String]) -> Vec<(String, String)> {
+    banner
+        .iter()
+        .skip_while(|line| !line.starts_with("Demo traders (passwords shown only now"))
+        .skip(1)
+        .map_while(|line| line.strip_prefix("  "))
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_demo_seeds_traders_once_with_passwords_and_moving_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let demo = |ttl: &str| {
+        crate::helpers::spawn_with(crate::helpers::Options {
+            data_dir: Some(data_dir.clone()),
+            env: vec![
+                ("DAYTRADER_DEMO", "true".into()),
+                ("QUOTE_TTL_SECS", ttl.into()),
+            ],
+            ..crate::helpers::Options::default()
+        })
+    };
+    let app = demo("1");
+    let traders = demo_passwords(&app.banner);
+    let names: Vec<&str> = traders.iter().map(|(user, _)| user.as_str()).collect();
+    assert_eq!(names, ["alice", "bob", "carol"], "{:?}", app.banner);
+
+    // Each signs in with the password shown, and finds an account to look at.
+    for (user, password) in &traders {
+        let mut browser = Browser::new(app.client());
+        let reply = browser
+            .submit(
+                "/login",
+                "/login",
+                &[("user", user), ("password", password)],
+            )
+            .await;
+        assert_eq!(reply.status, 303, "{user}: {}", reply.text());
+        assert!(browser.page("/").await.text().contains(user.as_str()));
+    }
+    let alice = app.get("/api/v1/users/alice").await.json();
+    assert!(!alice["holdings"].as_array().unwrap().is_empty(), "{alice}");
+    assert_eq!(
+        alice["buy_triggers"].as_array().unwrap().len(),
+        1,
+        "{alice}"
+    );
+    let bob = app.get("/api/v1/users/bob").await.json();
+    assert_eq!(bob["sell_triggers"].as_array().unwrap().len(), 1, "{bob}");
+
+    // Prices move (fetched afresh each second here).
+    let first = app.get("/api/v1/quotes/ABC").await.json()["price"].clone();
+    let moved = crate::cluster::wait_until(std::time::Duration::from_secs(15), || async {
+        let now = app.get("/api/v1/quotes/ABC").await.json()["price"].clone();
+        (now != first).then_some(now)
+    })
+    .await;
+    assert!(moved.is_some(), "ABC stayed at {first}");
+    drop(app);
+
+    // A second start makes nothing again and shows no password.
+    let again = demo("10");
+    assert!(
+        demo_passwords(&again.banner).is_empty(),
+        "{:?}",
+        again.banner
+    );
+    assert!(
+        again
+            .banner
+            .iter()
+            .any(|l| l.contains("alice, bob, carol exist already")),
+        "{:?}",
+        again.banner
+    );
+    let log = again.get("/api/v1/log?user=alice").await.text();
+    assert_eq!(
+        log.matches("<command>ADD</command>").count(),
+        1,
+        "alice's cash was added once:\n{log}"
+    );
+    drop(again);
+
+    // Without --demo: no traders, fixed prices.
+    let plain = spawn_app();
+    assert_eq!(plain.get("/api/v1/users/alice").await.status, 404);
+    let fixed = quotes::fixed_price(engine::Symbol::parse("ABC").unwrap()).to_string();
+    assert_eq!(plain.get("/api/v1/quotes/ABC").await.json()["price"], fixed);
+    assert!(plain.banner.iter().all(|l| !l.contains("Demo")));
+}
+
 #[tokio::test]
 async fn a_number_first_used_by_a_registration_is_refused_to_a_command() {
     let app = spawn_app();

@@ -293,3 +293,42 @@ fn the_kubernetes_manifests_wire_what_the_code_reads() {
         .unwrap();
     assert!(services.contains(quotes));
 }
+
+#[test]
+fn the_readme_gives_every_setting_its_own_row_and_default() {
+    let readme = project("README.md");
+    let section = readme
+        .split("\n## Configuration")
+        .nth(1)
+        .expect("a configuration section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut defaults = std::collections::BTreeMap::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let names: Vec<&str> = cells[1]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| !name.starts_with("--"))
+            .collect();
+        assert_eq!(names.len(), 1, "one setting per row: {row}");
+        assert!(
+            defaults
+                .insert(names[0].to_owned(), cells[2].to_owned())
+                .is_none(),
+            "{} has two rows",
+            names[0]
+        );
+    }
+    for setting in settings_read_by("serve") {
+        let default = defaults
+            .get(&setting)
+            .unwrap_or_else(|| panic!("{setting} has no row in the README's configuration"));
+        assert!(
+            !default.is_empty(),
+            "{setting} has no default in the README"
+        );
+    }
+}

@@ -94,15 +94,12 @@ fn replayed(mut response: Response, replay: bool) -> Response {
     response
 }
 
-/// A body is JSON when it says so; a missing content type is tolerated for
-/// command-line clients that forget it.
+/// A body is JSON when it says so, and only then: a body without a
+/// content type is refused like one of another type, as the API documents.
 fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = value
-        .to_str()
-        .ok()
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(str::trim);
     if essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {

@@ -94,7 +94,7 @@ fn command_request() -> Value {
                     "symbol": schema_of(shape.symbol, &symbol),
                     "amount": schema_of(shape.amount, &amount),
                     "filename": filename,
-                    "transaction_num": {"type": ["integer", "null"], "minimum": 1, "maximum": i64::MAX},
+                    "transaction_num": {"type": ["integer", "null"], "minimum": 1, "maximum": engine::transaction_num::MAX_CLIENT},
                 },
             })
         })
@@ -127,7 +127,8 @@ pub fn spec() -> Value {
                 "summary": "Run one command",
                 "description": "`transaction_num` is the idempotency key: a command sent again with a number already \
                     executed for the user is not run again and answers its first outcome (with `X-Idempotent-Replay: true`). \
-                    DUMPLOG answers with the XML audit log.",
+                    DUMPLOG answers with the XML audit log. A command without a number runs each time it is sent \
+                    and is logged under a number the system chooses, above 2^53 − 1 (the largest a client may use).",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandRequest"}}}},
                 "responses": with_errors(json!({
                     "200": {"description": "The command ran.", "content": {
@@ -201,7 +202,7 @@ pub fn spec() -> Value {
                 "responses": {"200": {"description": "The process is up.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}},
             }},
             "/readyz": {"get": {
-                "summary": "Readiness: the database answers", "security": [],
+                "summary": "Readiness: the database answers and takes writes", "security": [],
                 "responses": {
                     "200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
                     "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},

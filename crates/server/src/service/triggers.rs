@@ -6,6 +6,7 @@ use std::sync::Arc;
 use store::Reads;
 
 use engine::UserId;
+use tracing::Instrument as _;
 
 use crate::service::Trading;
 use crate::shutdown::Shutdown;
@@ -15,7 +16,9 @@ use crate::shutdown::Shutdown;
 /// with armed triggers are also refreshed on that period (through the
 /// cache, so at most once per cache lifetime per symbol). Embedded, one
 /// process does both; in a cluster every instance fires on its own fetches
-/// and only the leading worker refreshes.
+/// and only the leading worker refreshes. Each job runs in a span naming
+/// it, so that whatever it logs (the store, the quote client, the cache)
+/// says which job it was part of.
 pub fn spawn_trigger_engine(
     trading: Arc<Trading>,
     refresh: Option<std::time::Duration>,
@@ -34,26 +37,41 @@ pub fn spawn_trigger_engine(
                 () = shutdown.wait() => break,
                 price = prices.recv() => match price {
                     Ok((symbol, price)) => {
-                        if let Err(error) = trading.fire_triggers(symbol, price).await {
-                            tracing::warn!(%error, %symbol, "could not fire triggers; the next refresh retries");
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "the trigger engine fell behind; re-checking from cached prices");
-                        for symbol in trading.reader().armed_symbols().await.unwrap_or_default() {
-                            if let Some(quote) = trading.quotes().peek(symbol)
-                                && let Err(error) = trading.fire_triggers(symbol, quote.price).await
-                            {
-                                tracing::warn!(%error, %symbol, "could not fire triggers");
+                        let job = tracing::info_span!("job", job = "fire_triggers", %symbol, %price);
+                        async {
+                            if let Err(error) = trading.fire_triggers(symbol, price).await {
+                                tracing::warn!(%error, "could not fire triggers; the next refresh retries");
                             }
                         }
+                        .instrument(job)
+                        .await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let job = tracing::info_span!("job", job = "recheck_triggers", missed);
+                        async {
+                            tracing::warn!("the trigger engine fell behind; re-checking from cached prices");
+                            for symbol in trading.reader().armed_symbols().await.unwrap_or_default() {
+                                if let Some(quote) = trading.quotes().peek(symbol)
+                                    && let Err(error) = trading.fire_triggers(symbol, quote.price).await
+                                {
+                                    tracing::warn!(%error, %symbol, "could not fire triggers");
+                                }
+                            }
+                        }
+                        .instrument(job)
+                        .await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick(), if refresh.is_some() => {
-                    if let Err(error) = trading.refresh_armed_prices(&refresher).await {
-                        tracing::warn!(%error, "could not refresh the prices of armed triggers");
+                    let job = tracing::info_span!("job", job = "refresh_armed_prices");
+                    async {
+                        if let Err(error) = trading.refresh_armed_prices(&refresher).await {
+                            tracing::warn!(%error, "could not refresh the prices of armed triggers");
+                        }
                     }
+                    .instrument(job)
+                    .await;
                 }
             }
         }

@@ -106,9 +106,12 @@ pub fn new_txn() -> i64 {
 
 /// A posted transaction number, as [`new_txn`] makes them.
 pub fn parse_txn(text: &str) -> Result<i64, PageError> {
-    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-        PageError::bad_request("The form's transaction number is missing or not a number.")
-    })
+    text.parse::<i64>()
+        .ok()
+        .filter(|&n| engine::transaction_num::is_client_chosen(n))
+        .ok_or_else(|| {
+            PageError::bad_request("The form's transaction number is missing or not a number.")
+        })
 }
 
 /// Where on a form a refusal belongs.

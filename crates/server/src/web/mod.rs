@@ -19,7 +19,7 @@ mod forms;
 mod history;
 mod notifications;
 mod page_cache;
-mod password;
+pub(crate) mod password;
 mod quotes;
 mod run;
 mod session;

@@ -33,6 +33,7 @@ use super::lock_key;
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, parse_user, side_code, user_column};
 use crate::record::Record;
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 pub(crate) type Reply = oneshot::Sender<Result<Done, StoreError>>;
@@ -49,6 +50,8 @@ pub(crate) struct Committer {
     pub server: String,
     pub clock: Clock,
     pub max_batch: usize,
+    /// How the last batch ended, for readiness.
+    pub health: WriteHealth,
 }
 
 /// Why one attempt at a batch failed.
@@ -96,6 +99,7 @@ impl Committer {
             let started = Instant::now();
             match self.commit(&jobs).await {
                 Ok(applied) => {
+                    self.health.succeeded();
                     metrics::histogram!("store_batch_size").record(jobs.len() as f64);
                     metrics::histogram!("store_commit_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -104,6 +108,7 @@ impl Committer {
                     }
                 }
                 Err(error) => {
+                    self.health.failed(&error);
                     tracing::error!(%error, jobs = jobs.len(), "a PostgreSQL batch failed and was rolled back");
                     metrics::counter!("store_batch_failures_total").increment(1);
                     for reply in replies {

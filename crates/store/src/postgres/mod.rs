@@ -31,6 +31,7 @@ pub use self::reader::PgReader;
 use crate::backend::Writes;
 use crate::batch::{Done, Job};
 use crate::tokens::NewApiToken;
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 /// Jobs waiting for a committer before callers wait for room.
@@ -119,6 +120,9 @@ pub(crate) fn lock_key(name: &str) -> i32 {
 pub struct PgStore {
     db: Db,
     reader: PgReader,
+    /// Recorded as the probe row's instance.
+    server: String,
+    health: WriteHealth,
     /// `None` once closed.
     queue: Mutex<Option<mpsc::Sender<(Job, Reply)>>>,
     committers: Mutex<Vec<JoinHandle<()>>>,
@@ -133,6 +137,7 @@ impl PgStore {
         let db = Db::start(&options);
         let (sender, receiver) = mpsc::channel(QUEUE);
         let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
+        let health = WriteHealth::default();
         let committers = (0..options.committers.max(1))
             .map(|_| {
                 let committer = Committer {
@@ -140,6 +145,7 @@ impl PgStore {
                     server: options.server.clone(),
                     clock: options.clock.clone(),
                     max_batch: options.max_batch.max(1),
+                    health: health.clone(),
                 };
                 tokio::spawn(committer.run(queue.clone()))
             })
@@ -147,6 +153,8 @@ impl PgStore {
         PgStore {
             reader: PgReader { db: db.clone() },
             db,
+            server: options.server,
+            health,
             queue: Mutex::new(Some(sender)),
             committers: Mutex::new(committers),
         }
@@ -263,6 +271,33 @@ impl Writes for PgStore {
         .await
         .map_err(|e| self.db.failed(e))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    fn writes_failing(&self) -> Option<String> {
+        self.health.failing()
+    }
+
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        self.db.check()?;
+        let written = sqlx::query(
+            "INSERT INTO write_probe (instance, at_ms) VALUES ($1, $2)
+             ON CONFLICT (instance) DO UPDATE SET at_ms = excluded.at_ms",
+        )
+        .bind(&self.server)
+        .bind(crate::system_clock()())
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| self.db.failed(e));
+        match written {
+            Ok(_) => {
+                self.health.succeeded();
+                Ok(())
+            }
+            Err(error) => {
+                self.health.failed(&error);
+                Err(error)
+            }
+        }
     }
 
     async fn close(&self) {

@@ -86,6 +86,14 @@ const MIGRATIONS: &[&str] = &[
         created_ms    BIGINT NOT NULL
     );
     "#,
+    // 3: one row per instance that readiness rewrites while writes fail,
+    // to learn when they succeed again.
+    r#"
+    CREATE TABLE write_probe (
+        instance TEXT PRIMARY KEY,
+        at_ms    BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database up to the current schema, waiting for any other

@@ -40,6 +40,7 @@ use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, side_code, user_column};
 use crate::record::Record;
 use crate::tokens::TokenChange;
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 pub(crate) type Reply = oneshot::Sender<Result<Done, StoreError>>;
@@ -48,6 +49,8 @@ pub(crate) enum Msg {
     Job(Box<Job>, Reply),
     MarkRead(MarkRead),
     Token(TokenWrite),
+    /// Write the probe row (readiness asks while writes fail).
+    Probe(oneshot::Sender<Result<(), StoreError>>),
     /// Finish what is queued before this, then stop.
     Stop(oneshot::Sender<()>),
 }
@@ -79,6 +82,8 @@ pub(crate) struct Committer {
     /// The accounts recent batches touched, as the last applied batch
     /// left them.
     pub accounts: AccountCache,
+    /// How the last write ended, for readiness.
+    pub health: WriteHealth,
 }
 
 /// Accounts as the batches applied so far left them, decoded. The
@@ -178,9 +183,10 @@ impl Committer {
         let (to_writer, from_applier) = std_mpsc::sync_channel(1);
         let (confirm, confirms) = std_mpsc::channel();
         let conn = self.conn;
+        let (health, server) = (self.health, self.server.clone());
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, from_applier, confirm));
+            .spawn(move || writer::run(conn, &server, &health, from_applier, confirm));
         let writer = match writer {
             Ok(writer) => writer,
             Err(error) => {
@@ -242,6 +248,10 @@ impl Applier {
                     Msg::Token(token) => {
                         self.batch(&mut jobs, &mut replies);
                         self.alone(ToWriter::Token(token));
+                    }
+                    Msg::Probe(reply) => {
+                        self.batch(&mut jobs, &mut replies);
+                        self.alone(ToWriter::Probe(reply));
                     }
                     Msg::Stop(ack) => {
                         self.batch(&mut jobs, &mut replies);
@@ -568,4 +578,15 @@ pub(super) fn change_token(tx: &Transaction<'_>, change: &TokenChange) -> Result
             )?
             .execute(params![id, user.as_str(), now_ms])? as i64,
     })
+}
+
+/// Writes this instance's probe row: a write that changes nothing anyone
+/// reads, to learn whether writes go through again.
+pub(super) fn probe(tx: &Transaction<'_>, server: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO write_probe (instance, at_ms) VALUES (?1, ?2)
+         ON CONFLICT (instance) DO UPDATE SET at_ms = excluded.at_ms",
+    )?
+    .execute(params![server, crate::system_clock()()])?;
+    Ok(())
 }

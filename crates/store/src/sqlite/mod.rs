@@ -25,6 +25,7 @@ use self::committer::{Committer, MarkRead, Msg, TokenWrite};
 use crate::backend::Writes;
 use crate::batch::{Done, Job};
 use crate::tokens::{NewApiToken, TokenChange};
+use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
 
 /// The database file inside the data directory.
@@ -47,6 +48,7 @@ pub struct SqliteOptions {
 pub struct SqliteStore {
     reader: SqliteReader,
     queue: mpsc::Sender<Msg>,
+    health: WriteHealth,
     committer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
     _lock: File,
@@ -97,6 +99,7 @@ impl SqliteStore {
             &path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        let health = WriteHealth::default();
         let committer = Committer {
             conn,
             read,
@@ -105,6 +108,7 @@ impl SqliteStore {
             max_batch: options.max_batch.max(1),
             next_seq,
             accounts: Default::default(),
+            health: health.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("sqlite-committer".into())
@@ -115,6 +119,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             reader: SqliteReader::new(path),
             queue,
+            health,
             committer: Mutex::new(Some(handle)),
             checkpointer: Mutex::new(Some(checkpointer)),
             _lock: lock,
@@ -177,6 +182,15 @@ impl Writes for SqliteStore {
             now_ms,
         };
         Ok(self.change_token(change).await? > 0)
+    }
+
+    fn writes_failing(&self) -> Option<String> {
+        self.health.failing()
+    }
+
+    /// The probe row goes through the committer, as a batch would.
+    async fn probe_writes(&self) -> Result<(), StoreError> {
+        self.ask(Msg::Probe).await
     }
 
     async fn close(&self) {

@@ -75,6 +75,14 @@ const MIGRATIONS: &[&str] = &[
         created_ms    INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 4: one row per instance that readiness rewrites while writes fail,
+    // to learn when they succeed again.
+    "
+    CREATE TABLE write_probe (
+        instance TEXT PRIMARY KEY,
+        at_ms    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the database up to the current schema.

@@ -9,8 +9,11 @@ use std::time::Instant;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::committer::{self, MarkRead, Reply, TokenWrite};
+use tokio::sync::oneshot;
+
 use crate::StoreError;
 use crate::batch::Applied;
+use crate::write_health::WriteHealth;
 
 /// A batch the applier ran through the engine, ready to write.
 pub(crate) struct Sealed {
@@ -28,6 +31,8 @@ pub(crate) enum ToWriter {
     Batch(Sealed),
     MarkRead(MarkRead),
     Token(TokenWrite),
+    /// Readiness's probe row, while writes fail.
+    Probe(oneshot::Sender<Result<(), StoreError>>),
 }
 
 impl ToWriter {
@@ -55,9 +60,12 @@ pub(crate) struct Confirm {
     pub committed: bool,
 }
 
-/// Writes items until the applier hangs up.
+/// Writes items until the applier hangs up, noting in `health` how each
+/// write ends; `server` names this instance's probe row.
 pub(crate) fn run(
     mut conn: Connection,
+    server: &str,
+    health: &WriteHealth,
     items: mpsc::Receiver<Item>,
     confirm: mpsc::Sender<Confirm>,
 ) {
@@ -76,7 +84,7 @@ pub(crate) fn run(
                 false
             }
             ToWriter::Batch(sealed) => {
-                let ok = commit_batch(&mut conn, sealed);
+                let ok = commit_batch(&mut conn, health, sealed);
                 if !ok {
                     failed_epoch = Some(item.epoch);
                 }
@@ -84,16 +92,16 @@ pub(crate) fn run(
             }
             ToWriter::MarkRead(mark) => {
                 let result = in_transaction(&mut conn, |tx| committer::mark_read(tx, &mark));
-                let ok = result.is_ok();
-                let _ = mark.reply.send(result);
-                ok
+                answer(health, mark.reply, result)
             }
             ToWriter::Token(token) => {
                 let result =
                     in_transaction(&mut conn, |tx| committer::change_token(tx, &token.change));
-                let ok = result.is_ok();
-                let _ = token.reply.send(result);
-                ok
+                answer(health, token.reply, result)
+            }
+            ToWriter::Probe(reply) => {
+                let result = in_transaction(&mut conn, |tx| committer::probe(tx, server));
+                answer(health, reply, result)
             }
         };
         let _ = confirm.send(Confirm {
@@ -104,8 +112,24 @@ pub(crate) fn run(
     }
 }
 
+/// Notes how a write outside the batches ended, and answers it; whether
+/// it committed.
+fn answer<T>(
+    health: &WriteHealth,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    result: Result<T, StoreError>,
+) -> bool {
+    match &result {
+        Ok(_) => health.succeeded(),
+        Err(error) => health.failed(error),
+    }
+    let ok = result.is_ok();
+    let _ = reply.send(result);
+    ok
+}
+
 /// Writes and commits one batch, then answers its callers.
-fn commit_batch(conn: &mut Connection, sealed: Sealed) -> bool {
+fn commit_batch(conn: &mut Connection, health: &WriteHealth, sealed: Sealed) -> bool {
     let Sealed {
         applied,
         replies,
@@ -115,6 +139,7 @@ fn commit_batch(conn: &mut Connection, sealed: Sealed) -> bool {
     } = sealed;
     match in_transaction(conn, |tx| committer::write(tx, &applied, now_ms)) {
         Ok(()) => {
+            health.succeeded();
             metrics::histogram!("store_batch_size").record(jobs as f64);
             metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
             for (reply, result) in replies.into_iter().zip(applied.results) {
@@ -123,6 +148,7 @@ fn commit_batch(conn: &mut Connection, sealed: Sealed) -> bool {
             true
         }
         Err(error) => {
+            health.failed(&error);
             tracing::error!(%error, jobs, "a SQLite batch failed and was rolled back");
             metrics::counter!("store_batch_failures_total").increment(1);
             for reply in replies {
