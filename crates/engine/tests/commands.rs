@@ -13,6 +13,29 @@ fn s(text: &str) -> Symbol {
     Symbol::parse(text).unwrap()
 }
 
+fn add(amount: &str) -> Command {
+    Command::Add { amount: m(amount) }
+}
+
+/// `name(symbol, "12.34")`: the command `variant` on `symbol` with that
+/// amount (or price).
+macro_rules! on_symbol {
+    ($($name:ident => $variant:ident { $field:ident },)*) => {$(
+        fn $name(symbol: Symbol, text: &str) -> Command {
+            Command::$variant { symbol, $field: m(text) }
+        }
+    )*};
+}
+
+on_symbol! {
+    buy => Buy { amount },
+    sell => Sell { amount },
+    set_buy_amount => SetBuyAmount { amount },
+    set_buy_trigger => SetBuyTrigger { price },
+    set_sell_amount => SetSellAmount { amount },
+    set_sell_trigger => SetSellTrigger { price },
+}
+
 const T0: i64 = 1_700_000_000_000;
 
 /// A small harness: one account, a clock, a transaction counter and a price.
@@ -107,14 +130,12 @@ impl Trader {
 fn add_creates_the_user_and_deposits() {
     let mut t = Trader::new();
     assert_eq!(
-        t.ok(Command::Add {
-            amount: m("100.50")
-        }),
+        t.ok(add("100.50")),
         Reply::Added(engine::Added { added: m("100.50") })
     );
     assert_eq!(t.cash(), m("100.50"));
     assert_eq!(t.funds(), [(FundsAction::Add, m("100.50"))]);
-    t.ok(Command::Add { amount: m("0.50") });
+    t.ok(add("0.50"));
     assert_eq!(t.cash(), m("101.00"));
 }
 
@@ -138,10 +159,7 @@ fn add_refuses_past_the_balance_ceiling() {
         });
     }
     assert_eq!(t.cash(), engine::MAX_BALANCE);
-    assert_eq!(
-        t.refused(Command::Add { amount: m("0.01") }),
-        RejectCode::BalanceLimit
-    );
+    assert_eq!(t.refused(add("0.01")), RejectCode::BalanceLimit);
 }
 
 #[test]
@@ -194,10 +212,7 @@ fn quote_returns_the_price_given() {
 fn buy_reserves_whole_shares_at_the_price() {
     let mut t = Trader::funded("1000.00");
     t.price = m("58.17");
-    let Reply::Pending(order) = t.ok(Command::Buy {
-        symbol: s("ABC"),
-        amount: m("276.83"),
-    }) else {
+    let Reply::Pending(order) = t.ok(buy(s("ABC"), "276.83")) else {
         panic!("a pending order")
     };
     assert_eq!((order.shares, order.amount), (4, m("232.68")));
@@ -212,41 +227,23 @@ fn buy_refusals() {
     let mut t = Trader::funded("100.00");
     t.price = m("58.17");
     let symbol = s("ABC");
+    assert_eq!(t.refused(buy(symbol, "58.16")), RejectCode::AmountTooSmall);
     assert_eq!(
-        t.refused(Command::Buy {
-            symbol,
-            amount: m("58.16")
-        }),
-        RejectCode::AmountTooSmall
-    );
-    assert_eq!(
-        t.refused(Command::Buy {
-            symbol,
-            amount: m("116.34")
-        }),
+        t.refused(buy(symbol, "116.34")),
         RejectCode::InsufficientFunds
     );
     // Exactly affordable is fine.
     t.price = m("50.00");
-    t.ok(Command::Buy {
-        symbol,
-        amount: m("100.00"),
-    });
+    t.ok(buy(symbol, "100.00"));
     assert_eq!(t.cash(), Money::ZERO);
 }
 
 #[test]
 fn commit_buy_takes_the_newest_pending_buy() {
     let mut t = Trader::funded("1000.00");
-    t.ok(Command::Buy {
-        symbol: s("A"),
-        amount: m("20.00"),
-    });
+    t.ok(buy(s("A"), "20.00"));
     t.price = m("5.00");
-    t.ok(Command::Buy {
-        symbol: s("B"),
-        amount: m("20.00"),
-    });
+    t.ok(buy(s("B"), "20.00"));
     let Reply::Settled(first) = t.ok(Command::CommitBuy) else {
         panic!()
     };
@@ -272,10 +269,7 @@ fn commit_buy_takes_the_newest_pending_buy() {
 fn cancel_buy_returns_the_reserve() {
     let mut t = Trader::funded("100.00");
     t.price = m("30.00");
-    t.ok(Command::Buy {
-        symbol: s("A"),
-        amount: m("95.00"),
-    });
+    t.ok(buy(s("A"), "95.00"));
     t.ok(Command::CancelBuy);
     assert_eq!((t.cash(), t.reserved()), (m("100.00"), Money::ZERO));
     assert_eq!(t.funds(), [(FundsAction::Add, m("90.00"))]);
@@ -285,10 +279,7 @@ fn cancel_buy_returns_the_reserve() {
 #[test]
 fn a_pending_buy_expires_after_sixty_seconds() {
     let mut t = Trader::funded("100.00");
-    t.ok(Command::Buy {
-        symbol: s("A"),
-        amount: m("50.00"),
-    });
+    t.ok(buy(s("A"), "50.00"));
     t.now += PENDING_TTL_MS - 1;
     let summary = t.acct().summary(t.now);
     assert_eq!(summary.pending_buys.len(), 1, "59.999 s is still pending");
@@ -325,10 +316,7 @@ fn sell_reserves_shares_and_commit_sell_pays() {
     let mut t = Trader::funded("1000.00");
     t.own("ABC", 10);
     t.price = m("12.00");
-    let Reply::Pending(order) = t.ok(Command::Sell {
-        symbol: s("ABC"),
-        amount: m("50.00"),
-    }) else {
+    let Reply::Pending(order) = t.ok(sell(s("ABC"), "50.00")) else {
         panic!()
     };
     assert_eq!((order.shares, order.amount), (4, m("48.00")));
@@ -353,31 +341,16 @@ fn sell_refusals_and_cancel() {
     let mut t = Trader::funded("100.00");
     t.own("ABC", 3);
     let symbol = s("ABC");
+    assert_eq!(t.refused(sell(symbol, "9.99")), RejectCode::AmountTooSmall);
     assert_eq!(
-        t.refused(Command::Sell {
-            symbol,
-            amount: m("9.99")
-        }),
-        RejectCode::AmountTooSmall
-    );
-    assert_eq!(
-        t.refused(Command::Sell {
-            symbol,
-            amount: m("40.00")
-        }),
+        t.refused(sell(symbol, "40.00")),
         RejectCode::InsufficientShares
     );
     assert_eq!(
-        t.refused(Command::Sell {
-            symbol: s("XYZ"),
-            amount: m("10.00")
-        }),
+        t.refused(sell(s("XYZ"), "10.00")),
         RejectCode::InsufficientShares
     );
-    t.ok(Command::Sell {
-        symbol,
-        amount: m("30.00"),
-    });
+    t.ok(sell(symbol, "30.00"));
     assert_eq!(t.acct().shares(symbol), 0);
     t.ok(Command::CancelSell);
     assert_eq!(t.acct().shares(symbol), 3);
@@ -388,10 +361,7 @@ fn sell_refusals_and_cancel() {
 fn a_pending_sell_expires_and_its_shares_come_back() {
     let mut t = Trader::funded("100.00");
     t.own("ABC", 3);
-    t.ok(Command::Sell {
-        symbol: s("ABC"),
-        amount: m("30.00"),
-    });
+    t.ok(sell(s("ABC"), "30.00"));
     t.now += PENDING_TTL_MS;
     assert_eq!(
         t.run(Command::CancelSell).unwrap_err().code,
@@ -404,29 +374,17 @@ fn a_pending_sell_expires_and_its_shares_come_back() {
 fn set_buy_amount_reserves_and_replaces() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("60.00"),
-    });
+    t.ok(set_buy_amount(symbol, "60.00"));
     assert_eq!((t.cash(), t.reserved()), (m("40.00"), m("60.00")));
     assert_eq!(t.funds(), [(FundsAction::Remove, m("60.00"))]);
     // The current reserve counts towards a replacement.
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("100.00"),
-    });
+    t.ok(set_buy_amount(symbol, "100.00"));
     assert_eq!((t.cash(), t.reserved()), (Money::ZERO, m("100.00")));
     assert_eq!(t.funds(), [(FundsAction::Remove, m("40.00"))]);
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("30.00"),
-    });
+    t.ok(set_buy_amount(symbol, "30.00"));
     assert_eq!(t.funds(), [(FundsAction::Add, m("70.00"))]);
     assert_eq!(
-        t.refused(Command::SetBuyAmount {
-            symbol,
-            amount: m("100.01")
-        }),
+        t.refused(set_buy_amount(symbol, "100.01")),
         RejectCode::InsufficientFunds
     );
 }
@@ -436,19 +394,10 @@ fn set_buy_amount_disarms_the_trigger() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("20.00");
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("50.00"),
-    });
-    t.ok(Command::SetBuyTrigger {
-        symbol,
-        price: m("10.00"),
-    });
+    t.ok(set_buy_amount(symbol, "50.00"));
+    t.ok(set_buy_trigger(symbol, "10.00"));
     assert_eq!(t.acct().armed_triggers().len(), 1);
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("50.00"),
-    });
+    t.ok(set_buy_amount(symbol, "50.00"));
     assert!(t.acct().armed_triggers().is_empty());
 }
 
@@ -457,14 +406,8 @@ fn a_buy_trigger_waits_then_fires_on_a_low_enough_price() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("20.00");
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("50.00"),
-    });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger {
-        symbol,
-        price: m("15.00"),
-    }) else {
+    t.ok(set_buy_amount(symbol, "50.00"));
+    let Reply::TriggerArmed(armed) = t.ok(set_buy_trigger(symbol, "15.00")) else {
         panic!()
     };
     assert_eq!((armed.current_price, armed.executed), (m("20.00"), None));
@@ -506,14 +449,8 @@ fn a_buy_trigger_fires_at_once_when_the_price_is_already_there() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("9.00");
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("50.00"),
-    });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger {
-        symbol,
-        price: m("10.00"),
-    }) else {
+    t.ok(set_buy_amount(symbol, "50.00"));
+    let Reply::TriggerArmed(armed) = t.ok(set_buy_trigger(symbol, "10.00")) else {
         panic!()
     };
     let executed = armed.executed.expect("fired at once");
@@ -529,14 +466,8 @@ fn a_buy_trigger_that_cannot_buy_a_share_gives_the_reserve_back() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     t.price = m("60.00");
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("50.00"),
-    });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetBuyTrigger {
-        symbol,
-        price: m("70.00"),
-    }) else {
+    t.ok(set_buy_amount(symbol, "50.00"));
+    let Reply::TriggerArmed(armed) = t.ok(set_buy_trigger(symbol, "70.00")) else {
         panic!()
     };
     assert_eq!(armed.executed, None);
@@ -554,20 +485,14 @@ fn buy_trigger_refusals_and_cancel() {
     let mut t = Trader::funded("100.00");
     let symbol = s("ABC");
     assert_eq!(
-        t.refused(Command::SetBuyTrigger {
-            symbol,
-            price: m("5.00")
-        }),
+        t.refused(set_buy_trigger(symbol, "5.00")),
         RejectCode::NoBuyAmount
     );
     assert_eq!(
         t.refused(Command::CancelSetBuy { symbol }),
         RejectCode::NoBuyAmount
     );
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("40.00"),
-    });
+    t.ok(set_buy_amount(symbol, "40.00"));
     let reply = t.ok(Command::CancelSetBuy { symbol });
     assert_eq!(
         reply,
@@ -589,35 +514,23 @@ fn set_sell_amount_needs_shares_and_releases_an_earlier_reserve() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     assert_eq!(
-        t.refused(Command::SetSellAmount {
-            symbol,
-            amount: m("10.00")
-        }),
+        t.refused(set_sell_amount(symbol, "10.00")),
         RejectCode::NoHoldings
     );
     t.own("ABC", 10);
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("50.00"),
-    });
+    t.ok(set_sell_amount(symbol, "50.00"));
     assert_eq!(
         t.acct().reserved_shares(symbol),
         0,
         "an amount reserves nothing yet"
     );
     t.price = m("5.00");
-    t.ok(Command::SetSellTrigger {
-        symbol,
-        price: m("25.00"),
-    });
+    t.ok(set_sell_trigger(symbol, "25.00"));
     assert_eq!(
         (t.acct().shares(symbol), t.acct().reserved_shares(symbol)),
         (8, 2)
     );
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("75.00"),
-    });
+    t.ok(set_sell_amount(symbol, "75.00"));
     assert_eq!(
         (t.acct().shares(symbol), t.acct().reserved_shares(symbol)),
         (10, 0)
@@ -630,20 +543,11 @@ fn set_sell_amount_counts_the_shares_its_own_trigger_holds() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 2);
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("20.00"),
-    });
+    t.ok(set_sell_amount(symbol, "20.00"));
     t.price = m("5.00");
-    t.ok(Command::SetSellTrigger {
-        symbol,
-        price: m("10.00"),
-    });
+    t.ok(set_sell_trigger(symbol, "10.00"));
     assert_eq!(t.acct().shares(symbol), 0);
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("30.00"),
-    });
+    t.ok(set_sell_amount(symbol, "30.00"));
     assert_eq!(t.acct().shares(symbol), 2);
 }
 
@@ -652,22 +556,13 @@ fn a_sell_trigger_reserves_shares_and_fires_on_a_high_enough_price() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 10);
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("100.00"),
-    });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetSellTrigger {
-        symbol,
-        price: m("30.00"),
-    }) else {
+    t.ok(set_sell_amount(symbol, "100.00"));
+    let Reply::TriggerArmed(armed) = t.ok(set_sell_trigger(symbol, "30.00")) else {
         panic!()
     };
     assert_eq!((armed.reserved_shares, armed.executed), (Some(3), None));
     // Re-arming at another price releases the earlier reserve first.
-    t.ok(Command::SetSellTrigger {
-        symbol,
-        price: m("25.00"),
-    });
+    t.ok(set_sell_trigger(symbol, "25.00"));
     assert_eq!(
         (t.acct().shares(symbol), t.acct().reserved_shares(symbol)),
         (6, 4)
@@ -696,14 +591,8 @@ fn a_sell_trigger_fires_at_once_when_the_price_is_already_there() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 10);
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("40.00"),
-    });
-    let Reply::TriggerArmed(armed) = t.ok(Command::SetSellTrigger {
-        symbol,
-        price: m("8.00"),
-    }) else {
+    t.ok(set_sell_amount(symbol, "40.00"));
+    let Reply::TriggerArmed(armed) = t.ok(set_sell_trigger(symbol, "8.00")) else {
         panic!()
     };
     let executed = armed.executed.expect("10.00 >= 8.00");
@@ -720,10 +609,7 @@ fn sell_trigger_refusals_and_cancel() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     assert_eq!(
-        t.refused(Command::SetSellTrigger {
-            symbol,
-            price: m("5.00")
-        }),
+        t.refused(set_sell_trigger(symbol, "5.00")),
         RejectCode::NoSellAmount
     );
     assert_eq!(
@@ -731,29 +617,17 @@ fn sell_trigger_refusals_and_cancel() {
         RejectCode::NoSellAmount
     );
     t.own("ABC", 2);
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("30.00"),
-    });
+    t.ok(set_sell_amount(symbol, "30.00"));
     assert_eq!(
-        t.refused(Command::SetSellTrigger {
-            symbol,
-            price: m("30.01")
-        }),
+        t.refused(set_sell_trigger(symbol, "30.01")),
         RejectCode::AmountTooSmall
     );
     assert_eq!(
-        t.refused(Command::SetSellTrigger {
-            symbol,
-            price: m("10.00")
-        }),
+        t.refused(set_sell_trigger(symbol, "10.00")),
         RejectCode::InsufficientShares
     );
     t.price = m("1.00");
-    t.ok(Command::SetSellTrigger {
-        symbol,
-        price: m("15.00"),
-    });
+    t.ok(set_sell_trigger(symbol, "15.00"));
     assert_eq!(t.acct().shares(symbol), 0);
     let reply = t.ok(Command::CancelSetSell { symbol });
     assert_eq!(
@@ -776,14 +650,8 @@ fn disarmed_triggers_never_fire() {
     let mut t = Trader::funded("1000.00");
     let symbol = s("ABC");
     t.own("ABC", 5);
-    t.ok(Command::SetBuyAmount {
-        symbol,
-        amount: m("100.00"),
-    });
-    t.ok(Command::SetSellAmount {
-        symbol,
-        amount: m("10.00"),
-    });
+    t.ok(set_buy_amount(symbol, "100.00"));
+    t.ok(set_sell_amount(symbol, "10.00"));
     let before = t.account.clone();
     let now = t.now;
     let account = t.account.as_mut().unwrap();
@@ -796,26 +664,11 @@ fn disarmed_triggers_never_fire() {
 fn display_summary_shows_the_whole_account() {
     let mut t = Trader::funded("1000.00");
     t.own("ABC", 10);
-    t.ok(Command::Buy {
-        symbol: s("X"),
-        amount: m("20.00"),
-    });
-    t.ok(Command::Sell {
-        symbol: s("ABC"),
-        amount: m("30.00"),
-    });
-    t.ok(Command::SetBuyAmount {
-        symbol: s("Y"),
-        amount: m("50.00"),
-    });
-    t.ok(Command::SetSellAmount {
-        symbol: s("ABC"),
-        amount: m("20.00"),
-    });
-    t.ok(Command::SetSellTrigger {
-        symbol: s("ABC"),
-        price: m("11.00"),
-    });
+    t.ok(buy(s("X"), "20.00"));
+    t.ok(sell(s("ABC"), "30.00"));
+    t.ok(set_buy_amount(s("Y"), "50.00"));
+    t.ok(set_sell_amount(s("ABC"), "20.00"));
+    t.ok(set_sell_trigger(s("ABC"), "11.00"));
     let Reply::Summary(summary) = t.ok(Command::DisplaySummary) else {
         panic!()
     };
@@ -855,49 +708,22 @@ fn refusals_show_money_in_dollars_and_shares_as_counts() {
     let mut t = Trader::funded("12.00");
     t.price = m("1666.62");
     assert_eq!(
-        message(
-            &mut t,
-            Command::Buy {
-                symbol: s("ABC"),
-                amount: m("5000.00")
-            }
-        ),
+        message(&mut t, buy(s("ABC"), "5000.00")),
         "Buying 3 ABC at $1,666.62 needs $4,999.86, but only $12.00 is available."
     );
     assert_eq!(
-        message(
-            &mut t,
-            Command::Buy {
-                symbol: s("ABC"),
-                amount: m("5.00")
-            }
-        ),
+        message(&mut t, buy(s("ABC"), "5.00")),
         "$5.00 does not buy one share at $1,666.62."
     );
     t.price = m("2.00");
-    t.ok(Command::Buy {
-        symbol: s("ABC"),
-        amount: m("4.00"),
-    });
+    t.ok(buy(s("ABC"), "4.00"));
     t.ok(Command::CommitBuy);
     assert_eq!(
-        message(
-            &mut t,
-            Command::Sell {
-                symbol: s("ABC"),
-                amount: m("1000.00")
-            }
-        ),
+        message(&mut t, sell(s("ABC"), "1000.00")),
         "Selling $1,000.00 of ABC at $2.00 needs 500 shares, but only 2 are available."
     );
     assert_eq!(
-        message(
-            &mut t,
-            Command::SetBuyAmount {
-                symbol: s("XYZ"),
-                amount: m("20.00")
-            }
-        ),
+        message(&mut t, set_buy_amount(s("XYZ"), "20.00")),
         "Setting $20.00 aside for buying XYZ needs more than the $8.00 available."
     );
 }

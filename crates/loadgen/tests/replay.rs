@@ -210,6 +210,14 @@ async fn replay(workload: ParsedWorkload, options: RunOptions) -> Report {
     run(workload, options).await.unwrap()
 }
 
+/// Replays the workload `text` against `url` with the usual options; the
+/// run's output directory goes with the report.
+async fn replay_text(url: &str, text: &str) -> (Report, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = replay(parse_str(text), options(url, dir.path())).await;
+    (report, dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_each_command_as_the_api_expects() {
     let (url, fake) = spawn_fake(|_, _| Reply::Accept).await;
@@ -332,12 +340,7 @@ async fn retries_a_503_with_the_same_transaction_number() {
         }
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = replay(
-        parse_str("[1] ADD,a,1\n[2] QUOTE,a,X\n[3] QUOTE,a,Y\n"),
-        options(&url, dir.path()),
-    )
-    .await;
+    let (report, _dir) = replay_text(&url, "[1] ADD,a,1\n[2] QUOTE,a,X\n[3] QUOTE,a,Y\n").await;
     assert_eq!(
         (
             report.accepted,
@@ -375,12 +378,7 @@ async fn retries_an_answer_cut_off_by_a_broken_connection() {
         }
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = replay(
-        parse_str("[1] ADD,a,1\n[2] QUOTE,a,X\n[3] QUOTE,a,Y\n"),
-        options(&url, dir.path()),
-    )
-    .await;
+    let (report, _dir) = replay_text(&url, "[1] ADD,a,1\n[2] QUOTE,a,X\n[3] QUOTE,a,Y\n").await;
     assert_eq!(
         (report.accepted, report.failed, report.retries),
         (3, 0, 1),
@@ -789,12 +787,7 @@ async fn a_refused_token_stops_the_run_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_may_not_act_for_the_users_stops_the_run_too() {
     let (url, _fake) = spawn_fake(|_, _| Reply::Status(403, "forbidden")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = replay(
-        parse_str("[1] ADD,a,1\n[2] ADD,a,2\n[3] ADD,a,3\n"),
-        options(&url, dir.path()),
-    )
-    .await;
+    let (report, _dir) = replay_text(&url, "[1] ADD,a,1\n[2] ADD,a,2\n[3] ADD,a,3\n").await;
     let why = report.stopped.clone().expect("the run stopped");
     assert!(why.contains("403") && why.contains("user a"), "{why}");
     assert_eq!((report.failed, report.not_sent), (1, 2));
@@ -811,12 +804,7 @@ async fn a_dumplog_that_saved_nothing_fails_the_run() {
         }
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report = replay(
-        parse_str("[1] ADD,a,1\n[2] DUMPLOG,b,./b.xml\n"),
-        options(&url, dir.path()),
-    )
-    .await;
+    let (report, dir) = replay_text(&url, "[1] ADD,a,1\n[2] DUMPLOG,b,./b.xml\n").await;
     assert_eq!((report.accepted, report.rejected, report.failed), (1, 1, 0));
     assert_eq!(report.dumplog_errors.len(), 1, "{report:?}");
     assert_eq!(report.dumplog_errors[0].line, 2);

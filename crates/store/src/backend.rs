@@ -202,60 +202,43 @@ impl Store {
     }
 }
 
-/// Calls `$call` on the back end `$value` holds, as `$it`.
-macro_rules! on_back_end {
-    ($value:expr, $enum:ident, $it:ident => $call:expr) => {
-        match $value {
-            $enum::Sqlite($it) => $call,
-            $enum::Postgres($it) => $call,
+/// Implements `$trait` for `$enum` by handing each call to the back end
+/// the value holds. Each async method is listed once, on one line;
+/// anything else the trait needs follows them as written.
+macro_rules! dispatch {
+    (
+        impl $trait:ident for $enum:ident {
+            $(async fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*
+        }
+        $($other:item)*
+    ) => {
+        impl $trait for $enum {
+            $(async fn $name(&self, $($arg: $ty),*) -> $ret {
+                match self {
+                    $enum::Sqlite(it) => it.$name($($arg),*).await,
+                    $enum::Postgres(it) => it.$name($($arg),*).await,
+                }
+            })*
+            $($other)*
         }
     };
 }
 
-impl Reads for Reader {
-    async fn ping(&self) -> Result<(), StoreError> {
-        on_back_end!(self, Reader, r => r.ping().await)
-    }
-
-    async fn account(&self, user: &UserId) -> Result<Option<LoadedAccount>, StoreError> {
-        on_back_end!(self, Reader, r => r.account(user).await)
-    }
-
-    async fn account_version(&self, user: &UserId) -> Result<Option<i64>, StoreError> {
-        on_back_end!(self, Reader, r => r.account_version(user).await)
-    }
-
-    async fn history_page(
-        &self,
-        user: &UserId,
-        before_seq: Option<i64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        on_back_end!(self, Reader, r => r.history_page(user, before_seq, limit).await)
-    }
-
-    async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
-        on_back_end!(self, Reader, r => r.password_hash(user).await)
-    }
-
-    async fn api_tokens(&self, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
-        on_back_end!(self, Reader, r => r.api_tokens(user).await)
-    }
-
-    async fn api_token_user(&self, hash: TokenHash) -> Result<Option<UserId>, StoreError> {
-        on_back_end!(self, Reader, r => r.api_token_user(hash).await)
-    }
-
-    async fn users_with_firing_triggers(
-        &self,
-        symbol: Symbol,
-        price: Money,
-    ) -> Result<Vec<UserId>, StoreError> {
-        on_back_end!(self, Reader, r => r.users_with_firing_triggers(symbol, price).await)
-    }
-
-    async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
-        on_back_end!(self, Reader, r => r.armed_symbols().await)
+dispatch! {
+    impl Reads for Reader {
+        async fn ping() -> Result<(), StoreError>;
+        async fn account(user: &UserId) -> Result<Option<LoadedAccount>, StoreError>;
+        async fn account_version(user: &UserId) -> Result<Option<i64>, StoreError>;
+        async fn history_page(user: &UserId, before_seq: Option<i64>, limit: usize) -> Result<HistoryPage, StoreError>;
+        async fn password_hash(user: &UserId) -> Result<Option<String>, StoreError>;
+        async fn api_tokens(user: &UserId) -> Result<Vec<ApiToken>, StoreError>;
+        async fn api_token_user(hash: TokenHash) -> Result<Option<UserId>, StoreError>;
+        async fn users_with_firing_triggers(symbol: Symbol, price: Money) -> Result<Vec<UserId>, StoreError>;
+        async fn armed_symbols() -> Result<Vec<Symbol>, StoreError>;
+        async fn log_page(after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError>;
+        async fn accounts_page(after_user: Option<&UserId>, limit: usize) -> Result<Vec<(UserId, LoadedAccount)>, StoreError>;
+        async fn notifications(user: &UserId, before_id: Option<i64>, limit: usize) -> Result<Vec<Notification>, StoreError>;
+        async fn unread_notifications(user: &UserId) -> Result<u64, StoreError>;
     }
 
     fn stream_log(
@@ -269,68 +252,22 @@ impl Reads for Reader {
             Reader::Postgres(r) => Either::Right(r.stream_log(user, upto_seq)),
         }
     }
-
-    async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
-        on_back_end!(self, Reader, r => r.log_page(after_seq, limit).await)
-    }
-
-    async fn accounts_page(
-        &self,
-        after_user: Option<&UserId>,
-        limit: usize,
-    ) -> Result<Vec<(UserId, LoadedAccount)>, StoreError> {
-        on_back_end!(self, Reader, r => r.accounts_page(after_user, limit).await)
-    }
-
-    async fn notifications(
-        &self,
-        user: &UserId,
-        before_id: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<Notification>, StoreError> {
-        on_back_end!(self, Reader, r => r.notifications(user, before_id, limit).await)
-    }
-
-    async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
-        on_back_end!(self, Reader, r => r.unread_notifications(user).await)
-    }
 }
 
-impl Writes for Store {
-    async fn submit(&self, job: Job) -> Result<Done, StoreError> {
-        on_back_end!(self, Store, s => s.submit(job).await)
-    }
-
-    async fn mark_notifications_read(
-        &self,
-        user: &UserId,
-        ids: Option<Vec<i64>>,
-    ) -> Result<u64, StoreError> {
-        on_back_end!(self, Store, s => s.mark_notifications_read(user, ids).await)
-    }
-
-    async fn create_api_token(&self, token: NewApiToken) -> Result<i64, StoreError> {
-        on_back_end!(self, Store, s => s.create_api_token(token).await)
-    }
-
-    async fn revoke_api_token(
-        &self,
-        user: &UserId,
-        id: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        on_back_end!(self, Store, s => s.revoke_api_token(user, id, now_ms).await)
+dispatch! {
+    impl Writes for Store {
+        async fn submit(job: Job) -> Result<Done, StoreError>;
+        async fn mark_notifications_read(user: &UserId, ids: Option<Vec<i64>>) -> Result<u64, StoreError>;
+        async fn create_api_token(token: NewApiToken) -> Result<i64, StoreError>;
+        async fn revoke_api_token(user: &UserId, id: i64, now_ms: i64) -> Result<bool, StoreError>;
+        async fn probe_writes() -> Result<(), StoreError>;
+        async fn close() -> ();
     }
 
     fn writes_failing(&self) -> Option<String> {
-        on_back_end!(self, Store, s => s.writes_failing())
-    }
-
-    async fn probe_writes(&self) -> Result<(), StoreError> {
-        on_back_end!(self, Store, s => s.probe_writes().await)
-    }
-
-    async fn close(&self) {
-        on_back_end!(self, Store, s => s.close().await)
+        match self {
+            Store::Sqlite(s) => s.writes_failing(),
+            Store::Postgres(s) => s.writes_failing(),
+        }
     }
 }

@@ -31,6 +31,18 @@ pub(crate) struct LogQuery {
     pub limit: usize,
 }
 
+impl LogQuery {
+    /// Up to `limit` rows of everyone's log after row `after_seq`.
+    pub(crate) fn whole_log(after_seq: i64, limit: usize) -> LogQuery {
+        LogQuery {
+            user: None,
+            after_seq,
+            upto_seq: i64::MAX,
+            limit,
+        }
+    }
+}
+
 /// The XML audit log up to row `upto_seq`, of one user or of everyone.
 /// `fetch` reads one page of rows; it is called again after the last row of
 /// each full page until a page comes back short.

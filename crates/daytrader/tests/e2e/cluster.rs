@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::helpers::{App, BIN, Options, QuoteServer, generate_workload, spawn_with};
 use crate::infra::{PrivatePostgres, PrivateRedis, TestDatabase, shared_redis, unique};
-use crate::oracle::{comparable, engine_summary, expected};
+use crate::oracle::{assert_summaries_are, expected};
 
 /// One PostgreSQL database and one Redis prefix, for the instances of one test.
 pub struct Cluster {
@@ -74,15 +74,7 @@ impl Cluster {
 
 /// Every user of `file` has exactly the engine's summary on `app`.
 async fn assert_matches_engine(app: &App, file: &Path) {
-    for (user, account) in &expected(file).accounts {
-        let reply = app.get(&format!("/api/v1/users/{user}")).await;
-        assert_eq!(reply.status, 200, "{user}: {}", reply.text());
-        assert_eq!(
-            comparable(reply.json()),
-            engine_summary(account),
-            "summary of {user}"
-        );
-    }
+    assert_summaries_are(app, &expected(file).accounts).await;
 }
 
 #[tokio::test]

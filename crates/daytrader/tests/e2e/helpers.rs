@@ -340,6 +340,15 @@ impl Drop for App {
     }
 }
 
+/// A command that must have succeeded; its stderr tells why it did not.
+pub fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Validates XML against the project's own copy of the log schema, and the
 /// course's when `../shared` is there. In CI a missing xmllint fails.
 pub fn assert_valid_log(path: &Path) {

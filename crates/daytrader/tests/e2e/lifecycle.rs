@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{BIN, Options, QuoteServer, spawn_app, spawn_with, try_spawn};
+use crate::helpers::{
+    App, BIN, Options, QuoteServer, assert_succeeded, spawn_app, spawn_with, try_spawn,
+};
 
 #[tokio::test]
 async fn sigterm_finishes_what_is_in_flight_and_nothing_acknowledged_is_lost() {
@@ -86,15 +88,11 @@ async fn the_admin_token_is_generated_once_and_kept() {
         .expect("the token is shown once");
     let token = line.rsplit(": ").next().unwrap().to_owned();
     assert_eq!(token.len(), 64);
-    let reply = first
-        .request(
-            hyper::Method::GET,
-            "/api/v1/users/nobody",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 404, "the generated token is the supervisor's");
+    assert_eq!(
+        as_supervisor(&first, &token).await,
+        404,
+        "the generated token is the supervisor's"
+    );
     let data_dir = first.data_dir.clone();
     let kept = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
     assert_eq!(kept.trim(), token);
@@ -111,15 +109,7 @@ async fn the_admin_token_is_generated_once_and_kept() {
         "never printed again"
     );
     assert!(second.banner.iter().any(|l| l.contains("admin-token")));
-    let reply = second
-        .request(
-            hyper::Method::GET,
-            "/api/v1/users/nobody",
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 404);
+    assert_eq!(as_supervisor(&second, &token).await, 404);
 }
 
 #[tokio::test]
@@ -196,11 +186,7 @@ async fn healthcheck_and_migrate_subcommands() {
         .env("DAYTRADER_DATA_DIR", dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert!(dir.path().join("daytrader.sqlite3").exists());
 }
 
@@ -223,4 +209,17 @@ async fn bad_configuration_is_refused_clearly() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{key}={value}: {stderr}");
     }
+}
+
+/// The status `token` gets for a summary only the supervisor may ask for
+/// (an unknown user: 404 means the token was taken as the supervisor's).
+async fn as_supervisor(app: &App, token: &str) -> u16 {
+    app.request(
+        hyper::Method::GET,
+        "/api/v1/users/nobody",
+        Some(token),
+        None,
+    )
+    .await
+    .status
 }

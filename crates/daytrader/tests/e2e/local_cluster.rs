@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{BIN, run_workload};
+use crate::helpers::{BIN, assert_succeeded, run_workload};
 use crate::infra::{getrandom_bytes, shared_redis, skip, unique};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/cluster");
@@ -150,11 +150,7 @@ impl LocalCluster {
 
     pub fn down(&self) {
         let out = self.script(&["down"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
     }
 
     pub fn up_again(&self, extra: &[&str]) {
@@ -163,11 +159,7 @@ impl LocalCluster {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out);
     }
 
     pub fn token(&self) -> &str {

@@ -17,7 +17,7 @@ use engine::{Account, CommandRequest, Context, execute};
 use hyper::Method;
 use serde_json::Value;
 
-use crate::helpers::Http;
+use crate::helpers::{App, Http};
 
 pub struct Expected {
     pub accounts: BTreeMap<String, Account>,
@@ -167,6 +167,19 @@ pub async fn assert_summary_as_read<F: Future<Output = Value>>(
         "summary of {user}, read from {from} to {to} ms:\n{shown:#}\nexpected:\n{:#}",
         candidates[0]
     );
+}
+
+/// Every user of `accounts` has exactly the engine's summary on `app`.
+pub async fn assert_summaries_are(app: &App, accounts: &BTreeMap<String, Account>) {
+    for (user, account) in accounts {
+        let reply = app.get(&format!("/api/v1/users/{user}")).await;
+        assert_eq!(reply.status, 200, "{user}: {}", reply.text());
+        assert_eq!(
+            comparable(reply.json()),
+            engine_summary(account),
+            "summary of {user}"
+        );
+    }
 }
 
 /// Every account of `accounts` read through `http` (`GET

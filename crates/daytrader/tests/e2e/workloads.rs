@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::helpers::{App, assert_valid_log, course_file, generate_workload, spawn_app};
-use crate::oracle::{comparable, engine_summary, expected};
+use crate::oracle::{assert_summaries_are, expected};
 
 /// Replays `file` and checks everything against the engine oracle.
 async fn replay_and_check(app: &App, file: &Path) -> Value {
@@ -19,15 +19,7 @@ async fn replay_and_check(app: &App, file: &Path) -> Value {
         serde_json::from_value(report["rejected_by_code"].clone()).unwrap();
     assert_eq!(rejected, expected.rejected_by_code, "refusals by code");
 
-    for (user, account) in &expected.accounts {
-        let reply = app.get(&format!("/api/v1/users/{user}")).await;
-        assert_eq!(reply.status, 200, "{user}: {}", reply.text());
-        assert_eq!(
-            comparable(reply.json()),
-            engine_summary(account),
-            "summary of {user}"
-        );
-    }
+    assert_summaries_are(app, &expected.accounts).await;
 
     let dump = out.join("testLOG");
     assert_valid_log(&dump);

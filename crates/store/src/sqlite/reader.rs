@@ -258,13 +258,7 @@ impl Reads for SqliteReader {
     }
 
     async fn log_page(&self, after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
-        self.log_rows(LogQuery {
-            user: None,
-            after_seq,
-            upto_seq: i64::MAX,
-            limit,
-        })
-        .await
+        self.log_rows(LogQuery::whole_log(after_seq, limit)).await
     }
 
     async fn accounts_page(
