@@ -26,3 +26,9 @@ pub mod replay;
 pub mod suite;
 pub mod targets;
 pub mod wrk;
+
+/// `part / whole`, or 0 where there is no whole to compare with (a
+/// measurement that did not run).
+pub fn ratio(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 { part / whole } else { 0.0 }
+}

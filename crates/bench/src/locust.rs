@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::model::{LocustEntry, LocustRun};
 use crate::procs::Procs;
+use crate::ratio;
 
 /// One request name's statistics, as Locust writes them.
 #[derive(Debug, Deserialize)]
@@ -61,11 +62,7 @@ pub fn parse_stats(json: &str, users: u32) -> anyhow::Result<LocustRun> {
         duration_s,
         requests,
         failures,
-        requests_per_s: if duration_s > 0.0 {
-            requests as f64 / duration_s
-        } else {
-            0.0
-        },
+        requests_per_s: ratio(requests as f64, duration_s),
         median_ms: percentile(&all, 0.5),
         p95_ms: percentile(&all, 0.95),
         p99_ms: percentile(&all, 0.99),

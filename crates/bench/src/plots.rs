@@ -24,6 +24,9 @@ pub const INSTANCES: &str = "instances-vs-throughput.svg";
 pub const RATIOS: &str = "ratios-to-ceiling.svg";
 pub const DUMPLOG_MEMORY: &str = "dumplog-memory.svg";
 
+/// Where one plot is drawn.
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
 fn err(e: impl Display) -> anyhow::Error {
     anyhow!("drawing a plot: {e}")
 }
@@ -56,7 +59,7 @@ pub fn write_all(report: &BenchReport, dir: &Path) -> anyhow::Result<Vec<PathBuf
 }
 
 /// Says so on a plot whose run measured nothing to draw.
-fn no_data(root: &DrawingArea<SVGBackend, Shift>, title: &str) -> anyhow::Result<()> {
+fn no_data(root: &Area, title: &str) -> anyhow::Result<()> {
     root.titled(title, (FONT, 22)).map_err(err)?;
     root.draw(&Text::new(
         "not measured in this run",
@@ -64,6 +67,21 @@ fn no_data(root: &DrawingArea<SVGBackend, Shift>, title: &str) -> anyhow::Result
         (FONT, 18),
     ))
     .map_err(err)
+}
+
+/// The legend of a chart's labelled series, at `position`.
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(err)
 }
 
 fn color(i: usize) -> RGBColor {
@@ -100,10 +118,7 @@ const SHOWN: [&str; 10] = [
     EMBEDDED_HALF_LOAD,
 ];
 
-fn throughput_over_time(
-    report: &BenchReport,
-    root: &DrawingArea<SVGBackend, Shift>,
-) -> anyhow::Result<()> {
+fn throughput_over_time(report: &BenchReport, root: &Area) -> anyhow::Result<()> {
     let title = "Replay throughput over time (commands completed per second)";
     let runs: Vec<_> = SHOWN
         .iter()
@@ -146,19 +161,10 @@ fn throughput_over_time(
             .label(run.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
-fn latency_percentiles(
-    report: &BenchReport,
-    root: &DrawingArea<SVGBackend, Shift>,
-) -> anyhow::Result<()> {
+fn latency_percentiles(report: &BenchReport, root: &Area) -> anyhow::Result<()> {
     let title = "Latency percentiles (ms, log scale)";
     let mut series: Vec<(String, [f64; 4], bool)> = SHOWN
         .iter()
@@ -238,20 +244,10 @@ fn latency_percentiles(
             .draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 12))
-        .draw()
-        .map_err(err)
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
-fn instances_vs_throughput(
-    report: &BenchReport,
-    root: &DrawingArea<SVGBackend, Shift>,
-) -> anyhow::Result<()> {
+fn instances_vs_throughput(report: &BenchReport, root: &Area) -> anyhow::Result<()> {
     let title = "Cluster replay throughput by number of instances";
     let points: Vec<(u32, f64)> = report
         .scaling()
@@ -297,10 +293,7 @@ fn instances_vs_throughput(
     Ok(())
 }
 
-fn ratios_to_ceiling(
-    report: &BenchReport,
-    root: &DrawingArea<SVGBackend, Shift>,
-) -> anyhow::Result<()> {
+fn ratios_to_ceiling(report: &BenchReport, root: &Area) -> anyhow::Result<()> {
     let title = "Throughput as a share of the hello-world ceiling of the same run";
     let bars: Vec<(String, f64)> = report
         .figures
@@ -365,10 +358,7 @@ fn ratios_to_ceiling(
     Ok(())
 }
 
-fn dumplog_memory(
-    report: &BenchReport,
-    root: &DrawingArea<SVGBackend, Shift>,
-) -> anyhow::Result<()> {
+fn dumplog_memory(report: &BenchReport, root: &Area) -> anyhow::Result<()> {
     let title = "Server memory (RSS, MB) while it streams DUMPLOG";
     let runs: Vec<_> = report
         .dumplogs
@@ -414,11 +404,5 @@ fn dumplog_memory(
             ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }

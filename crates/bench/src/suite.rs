@@ -609,11 +609,9 @@ impl Suite {
 
     /// An open loop at half the cluster's peak (its generated replay).
     async fn half_load(&mut self) -> anyhow::Result<()> {
-        let Some((rate, workload)) = self.half_load_workload(model::CLUSTER_GENERATED)? else {
-            self.skip(
-                model::HALF_LOAD,
-                "no clean cluster peak to take half of".to_owned(),
-            );
+        let Some((rate, workload)) =
+            self.half_load_workload(model::HALF_LOAD, model::CLUSTER_GENERATED, "cluster")?
+        else {
             return Ok(());
         };
         let cluster = self.up(3).await?;
@@ -627,11 +625,12 @@ impl Suite {
     /// An open loop at half the embedded server's peak (its generated
     /// replay), against a fresh embedded server.
     async fn embedded_half_load(&mut self) -> anyhow::Result<()> {
-        let Some((rate, workload)) = self.half_load_workload(model::EMBEDDED_GENERATED)? else {
-            self.skip(
-                model::EMBEDDED_HALF_LOAD,
-                "no clean embedded peak to take half of".to_owned(),
-            );
+        let Some((rate, workload)) = self.half_load_workload(
+            model::EMBEDDED_HALF_LOAD,
+            model::EMBEDDED_GENERATED,
+            "embedded",
+        )?
+        else {
             return Ok(());
         };
         let (server, roles) = self.start_embedded().await?;
@@ -648,15 +647,21 @@ impl Suite {
     }
 
     /// Half the throughput of the replay `peak`, and a generated workload
-    /// that lasts the half-load time at that rate; `None` without a clean
-    /// peak.
-    fn half_load_workload(&self, peak: &str) -> anyhow::Result<Option<(f64, Workload)>> {
+    /// that lasts the half-load time at that rate; `None` (and run `id`
+    /// noted as skipped) without a clean peak of the `mode`.
+    fn half_load_workload(
+        &mut self,
+        id: &str,
+        peak: &str,
+        mode: &str,
+    ) -> anyhow::Result<Option<(f64, Workload)>> {
         let Some(peak) = self
             .report
             .replay(peak)
             .filter(|r| r.report.failed == 0)
             .map(|r| r.report.throughput_per_s)
         else {
+            self.skip(id, format!("no clean {mode} peak to take half of"));
             return Ok(None);
         };
         let rate = peak / 2.0;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ratio;
 use crate::render::thousands;
 
 use crate::model::{
@@ -115,11 +116,7 @@ pub fn ratio_targets(report: &BenchReport) -> Vec<TargetCheck> {
                 thousands(ceiling.requests_per_s),
                 failed_note(r.failed)
             ),
-            if ceiling.requests_per_s > 0.0 {
-                r.throughput_per_s / ceiling.requests_per_s
-            } else {
-                0.0
-            },
+            ratio(r.throughput_per_s, ceiling.requests_per_s),
             goal,
             true,
             r.failed == 0,
@@ -274,11 +271,7 @@ fn design_targets(report: &BenchReport) -> Vec<TargetCheck> {
                         thousands(read.requests_per_s),
                         thousands(ceiling.requests_per_s)
                     ),
-                    if ceiling.requests_per_s > 0.0 {
-                        read.requests_per_s / ceiling.requests_per_s
-                    } else {
-                        0.0
-                    },
+                    ratio(read.requests_per_s, ceiling.requests_per_s),
                     0.8,
                     true,
                     read.errors.total() == 0,
@@ -319,11 +312,7 @@ fn design_targets(report: &BenchReport) -> Vec<TargetCheck> {
                 thousands(s.throughput_per_s),
                 thousands(i.throughput_per_s)
             ),
-            if i.throughput_per_s > 0.0 {
-                s.throughput_per_s / i.throughput_per_s
-            } else {
-                0.0
-            },
+            ratio(s.throughput_per_s, i.throughput_per_s),
             0.5,
             true,
             s.failed == 0 && i.failed == 0,
