@@ -824,6 +824,20 @@ impl Suite {
         cluster.down().await
     }
 
+    /// A DUMPLOG of the embedded server's log of about `rows` rows, named
+    /// for its intended `size`.
+    async fn sqlite_dumplog(
+        &mut self,
+        server: &Embedded,
+        size: u64,
+        rows: u64,
+    ) -> anyhow::Result<()> {
+        let name = format!("sqlite-{}", short(size));
+        let (url, token) = (&server.url, &server.token);
+        self.dumplog(&name, "sqlite", url, token, server.pid(), rows)
+            .await
+    }
+
     /// The generated replay on an embedded server, then DUMPLOGs of its log
     /// at two sizes.
     async fn embedded_generated_and_dumplog(&mut self) -> anyhow::Result<()> {
@@ -840,15 +854,7 @@ impl Suite {
         let [small, large] = self.sizes.dumplog_rows;
         // Every command is a row, the DUMPLOG asked for included.
         let mut rows = generated.commands as u64 + 1;
-        self.dumplog(
-            &format!("sqlite-{}", short(small)),
-            "sqlite",
-            &server.url,
-            &server.token,
-            server.pid(),
-            rows,
-        )
-        .await?;
+        self.sqlite_dumplog(&server, small, rows).await?;
         let fill = large.saturating_sub(rows) as usize;
         if fill > USERS {
             let workload = generate(&self.raw, USERS, fill + 1, 3, "fill")?;
@@ -862,15 +868,7 @@ impl Suite {
             self.replay(Job::embedded(&described, spec, roles)).await?;
             rows += fill as u64 + 1;
         }
-        self.dumplog(
-            &format!("sqlite-{}", short(large)),
-            "sqlite",
-            &server.url,
-            &server.token,
-            server.pid(),
-            rows,
-        )
-        .await?;
+        self.sqlite_dumplog(&server, large, rows).await?;
         server.stop().await
     }
 

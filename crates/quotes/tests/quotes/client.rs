@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use engine::Money;
 use quotes::server::QuoteServerConfig;
-use quotes::{ClientConfig, LatencyProfile, QuoteError, fixed_price};
+use quotes::{ClientConfig, Fetched, LatencyProfile, QuoteError, fixed_price};
 use tokio::net::TcpListener;
 
 use crate::helpers::{
@@ -33,10 +33,7 @@ async fn gives_up_on_a_server_that_never_answers() {
         attempts: 2,
         ..quick_config()
     };
-    let error = tcp_client(&server.address, config)
-        .fetch(symbol("ABC"), &user("jsmith"))
-        .await
-        .unwrap_err();
+    let error = fetch_abc(&server.address, config).await.unwrap_err();
     let (attempts, requests_sent, last) = unavailable(error);
     assert_eq!((attempts, requests_sent), (2, 2));
     assert!(
@@ -55,10 +52,7 @@ async fn the_deadline_cuts_an_attempt_and_the_retries_short() {
         deadline: Duration::from_millis(200),
         ..quick_config()
     };
-    let error = tcp_client(&server.address, config)
-        .fetch(symbol("ABC"), &user("jsmith"))
-        .await
-        .unwrap_err();
+    let error = fetch_abc(&server.address, config).await.unwrap_err();
     let (attempts, requests_sent, last) = unavailable(error);
     assert_eq!((attempts, requests_sent), (1, 1));
     assert!(
@@ -72,10 +66,7 @@ async fn a_refused_connection_is_retried_then_reported() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let error = tcp_client(&address, quick_config())
-        .fetch(symbol("ABC"), &user("jsmith"))
-        .await
-        .unwrap_err();
+    let error = fetch_abc(&address, quick_config()).await.unwrap_err();
     let message = error.to_string();
     let (attempts, requests_sent, last) = unavailable(error);
     assert_eq!((attempts, requests_sent), (3, 3));
@@ -90,8 +81,7 @@ async fn always_faulty_is_unavailable_after_every_attempt() {
         ..QuoteServerConfig::default()
     })
     .await;
-    let error = tcp_client(&server.address, quick_config())
-        .fetch(symbol("ABC"), &user("jsmith"))
+    let error = fetch_abc(&server.address, quick_config())
         .await
         .unwrap_err();
     let (attempts, requests_sent, last) = unavailable(error);
@@ -143,10 +133,7 @@ async fn the_builtin_source_validates_and_retries_like_tcp() {
 #[tokio::test]
 async fn garbage_then_a_good_reply_succeeds_with_two_requests() {
     let server = Scripted::start(vec![now(Act::Send(GARBAGE.into())), now(Act::Quote)]).await;
-    let fetched = tcp_client(&server.address, quick_config())
-        .fetch(symbol("ABC"), &user("jsmith"))
-        .await
-        .unwrap();
+    let fetched = fetch_abc(&server.address, quick_config()).await.unwrap();
     assert_eq!(fetched.price, Money::from_cents(5263));
     assert_eq!(fetched.requests_sent, 2);
     assert_eq!(server.connections(), 2);
@@ -160,10 +147,7 @@ async fn a_wrong_echo_or_a_hang_up_is_retried_too() {
         "",
     ] {
         let server = Scripted::start(vec![now(Act::Send(bad.into())), now(Act::Quote)]).await;
-        let fetched = tcp_client(&server.address, quick_config())
-            .fetch(symbol("ABC"), &user("jsmith"))
-            .await
-            .unwrap();
+        let fetched = fetch_abc(&server.address, quick_config()).await.unwrap();
         assert_eq!(
             (fetched.price, fetched.requests_sent),
             (Money::from_cents(5263), 2),
@@ -186,10 +170,7 @@ fn hedging_config() -> ClientConfig {
 #[tokio::test]
 async fn a_hedge_wins_when_the_first_request_stalls() {
     let server = Scripted::start(vec![now(Act::Stall), now(Act::Quote)]).await;
-    let fetched = tcp_client(&server.address, hedging_config())
-        .fetch(symbol("ABC"), &user("jsmith"))
-        .await
-        .unwrap();
+    let fetched = fetch_abc(&server.address, hedging_config()).await.unwrap();
     assert_eq!(fetched.price, Money::from_cents(5263));
     assert_eq!(fetched.requests_sent, 2);
     assert_eq!(server.connections(), 2);
@@ -205,10 +186,7 @@ async fn the_first_valid_reply_wins_not_the_first_reply() {
         after(800, Act::Quote),
     ])
     .await;
-    let fetched = tcp_client(&server.address, hedging_config())
-        .fetch(symbol("ABC"), &user("jsmith"))
-        .await
-        .unwrap();
+    let fetched = fetch_abc(&server.address, hedging_config()).await.unwrap();
     assert_eq!(
         (fetched.price, fetched.requests_sent),
         (Money::from_cents(5263), 2)
@@ -220,8 +198,7 @@ async fn an_attempt_fails_when_both_its_requests_fail() {
     // Garbage well after the hedge has gone out at 50 ms.
     let server = Scripted::start(vec![after(500, Act::Send(GARBAGE.into()))]).await;
     let (attempts, requests_sent, last) = unavailable(
-        tcp_client(&server.address, hedging_config())
-            .fetch(symbol("ABC"), &user("jsmith"))
+        fetch_abc(&server.address, hedging_config())
             .await
             .unwrap_err(),
     );
@@ -260,4 +237,11 @@ async fn slow_legacy_replies_are_hedged_at_600_ms() {
     }
     // About 29% of legacy replies take longer than 600 ms.
     assert!((30..90).contains(&hedged), "{hedged} of {fetches} hedged");
+}
+
+/// `ABC` for `jsmith` from the quote server at `address`.
+async fn fetch_abc(address: &str, config: ClientConfig) -> Result<Fetched, QuoteError> {
+    tcp_client(address, config)
+        .fetch(symbol("ABC"), &user("jsmith"))
+        .await
 }
