@@ -95,11 +95,24 @@ pub async fn run<F>(test: &'static str, base: &str, scenario: F) -> Outcome
 where
     F: AsyncFnOnce(&Browser),
 {
+    if !selected(test) {
+        eprintln!("browser scenario {test}: not selected by BROWSER_SCENARIOS");
+        return Ok(());
+    }
     let Some(browser) = Browser::start(test, base.to_owned()).await else {
         return Ok(());
     };
     let outcome = AssertUnwindSafe(scenario(&browser)).catch_unwind().await;
     browser.finish(outcome).await
+}
+
+/// Whether `BROWSER_SCENARIOS` (a comma-separated list of scenario names,
+/// for working on one scenario) selects this one; unset selects all.
+fn selected(test: &str) -> bool {
+    match std::env::var("BROWSER_SCENARIOS") {
+        Ok(list) => list.split(',').any(|name| name.trim() == test),
+        Err(_) => true,
+    }
 }
 
 pub struct Browser {
