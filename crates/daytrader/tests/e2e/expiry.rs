@@ -43,10 +43,10 @@ fn ok(reply: Reply) -> Value {
     reply.json()
 }
 
-/// (Fixed prices are under $100, so every amount buys or sells a share.)
 /// Gives `user` shares of XYZ, then places a BUY of ABC and a SELL of XYZ
 /// and sends nothing more; waits for both expiries and checks their
-/// effects.
+/// effects. (Fixed prices are under $100, so every amount here buys or
+/// sells at least one share.)
 async fn place_and_wait_for_expiry(app: &App, user: &str) -> Expired {
     let command = |body: Value| async move {
         let mut body = body;
