@@ -9,6 +9,7 @@ mod cluster;
 mod configuration;
 mod faults;
 mod helpers;
+mod history;
 mod infra;
 mod lifecycle;
 mod local_cluster;
