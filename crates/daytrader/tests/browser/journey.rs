@@ -35,7 +35,7 @@ pub fn dollars(cents: i64) -> String {
 }
 
 /// `$1234.56` without the sign or grouping, as typed into a form.
-fn typed(cents: i64) -> String {
+pub fn typed(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
