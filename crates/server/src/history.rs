@@ -187,8 +187,13 @@ pub fn entries(row: &LogRow) -> Vec<Entry> {
                 }),
                 _ => None,
             };
+            // A commit or cancel names no symbol; the order it settled does.
+            let settled_symbol = match outcome {
+                Ok(Reply::Settled(s)) => Some(s.symbol),
+                _ => None,
+            };
             vec![Entry {
-                symbol: request.symbol,
+                symbol: request.symbol.or(settled_symbol),
                 amount: request.amount.as_deref().map(Amount::of),
                 refusal: outcome.as_ref().err().cloned(),
                 fill,
@@ -463,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             csv_line(&entry),
-            "2012-02-29T20:07:30.315Z,4503599627370497,COMMIT_BUY,,,ok,3,10.50,123.45\r\n"
+            "2012-02-29T20:07:30.315Z,4503599627370497,COMMIT_BUY,ABC,,ok,3,10.50,123.45\r\n"
         );
     }
 

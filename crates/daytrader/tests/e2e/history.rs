@@ -87,7 +87,7 @@ async fn history_reads_and_exports(app: &App) {
         [
             "4",
             "COMMIT_BUY",
-            "",
+            "ABC",
             "",
             "ok",
             &shares.to_string(),
