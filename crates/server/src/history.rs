@@ -300,8 +300,12 @@ pub async fn page(
     let mut found = Vec::new();
     let mut cursor = before;
     let mut scanned = 0;
+    // Unfiltered, `want` rows nearly always make the page; a filter that
+    // skips rows reads on in larger steps.
+    let mut batch = want.max(1);
     loop {
-        let read = reader.history_page(user, cursor, ROWS_PER_READ).await?;
+        let read = reader.history_page(user, cursor, batch).await?;
+        batch = ROWS_PER_READ;
         for (i, row) in read.rows.iter().enumerate() {
             found.extend(entries(row).into_iter().filter(|e| filter.keeps(e)));
             scanned += 1;
