@@ -36,6 +36,69 @@ pub struct Account {
     pub(crate) pending_sells: Vec<PendingOrder>,
     pub(crate) buy_triggers: BTreeMap<Symbol, BuyTrigger>,
     pub(crate) sell_triggers: BTreeMap<Symbol, SellTrigger>,
+    /// What last expired on each side, so that a commit or cancel that
+    /// finds nothing pending can say the order expired rather than that
+    /// there never was one. Appended last: accounts stored before it
+    /// decode through [`AccountV1`].
+    pub(crate) last_expired: LastExpired,
+}
+
+/// The newest order of each side that expired since the trader last
+/// placed one on that side (a new BUY forgets the expired buy: a later
+/// "nothing pending" is then about the new order).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExpired {
+    pub buy: Option<ExpiredOrder>,
+    pub sell: Option<ExpiredOrder>,
+}
+
+/// A pending order that reached 60 s without a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredOrder {
+    pub symbol: Symbol,
+    pub shares: i64,
+    pub price: Money,
+    /// The moment it expired: 60 s after it was placed.
+    pub expired_at_ms: i64,
+}
+
+impl ExpiredOrder {
+    fn of(order: &PendingOrder) -> ExpiredOrder {
+        ExpiredOrder {
+            symbol: order.symbol,
+            shares: order.shares,
+            price: order.price,
+            expired_at_ms: order.expires_at_ms(),
+        }
+    }
+}
+
+/// An account as stored before [`Account::last_expired`] existed. The
+/// stored form has no field names or lengths (postcard), so an old account
+/// does not decode as the new one; a store that fails to decode an account
+/// tries this shape before calling it corrupt.
+#[derive(Deserialize)]
+pub struct AccountV1 {
+    cash: Money,
+    holdings: BTreeMap<Symbol, i64>,
+    pending_buys: Vec<PendingOrder>,
+    pending_sells: Vec<PendingOrder>,
+    buy_triggers: BTreeMap<Symbol, BuyTrigger>,
+    sell_triggers: BTreeMap<Symbol, SellTrigger>,
+}
+
+impl From<AccountV1> for Account {
+    fn from(old: AccountV1) -> Account {
+        Account {
+            cash: old.cash,
+            holdings: old.holdings,
+            pending_buys: old.pending_buys,
+            pending_sells: old.pending_sells,
+            buy_triggers: old.buy_triggers,
+            sell_triggers: old.sell_triggers,
+            last_expired: LastExpired::default(),
+        }
+    }
 }
 
 /// A BUY waiting for COMMIT_BUY (it holds `shares × price` of cash), or a
@@ -323,9 +386,17 @@ impl Account {
         events.len() > before
     }
 
-    /// Releases every pending order that is 60 s old or older.
+    /// What last expired on each side (see [`LastExpired`]).
+    pub fn last_expired(&self) -> &LastExpired {
+        &self.last_expired
+    }
+
+    /// Releases every pending order that is 60 s old or older, and
+    /// remembers the newest of each side (both the lazy expiry at a
+    /// command and the on-time expiry come through here).
     pub fn expire(&mut self, now_ms: i64, events: &mut Vec<Event>) {
         for buy in take_expired(&mut self.pending_buys, now_ms) {
+            self.last_expired.buy = Some(ExpiredOrder::of(&buy));
             let refund = buy.value();
             self.credit(refund, buy.txn, events);
             events.push(Event {
@@ -339,6 +410,7 @@ impl Account {
             });
         }
         for sell in take_expired(&mut self.pending_sells, now_ms) {
+            self.last_expired.sell = Some(ExpiredOrder::of(&sell));
             self.add_shares(sell.symbol, sell.shares);
             events.push(Event {
                 txn: sell.txn,

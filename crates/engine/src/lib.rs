@@ -4,6 +4,7 @@
 //! function of its inputs and can be replayed.
 
 mod account;
+pub mod clock;
 mod command;
 mod event;
 mod money;
@@ -19,8 +20,8 @@ pub mod whole_number;
 pub mod wire;
 
 pub use account::{
-    Account, ArmedTriggerKey, BuyTrigger, Context, MAX_BALANCE, PENDING_TTL_MS, PendingOrder,
-    SellTrigger, TriggerSide, execute,
+    Account, AccountV1, ArmedTriggerKey, BuyTrigger, Context, ExpiredOrder, LastExpired,
+    MAX_BALANCE, PENDING_TTL_MS, PendingOrder, SellTrigger, TriggerSide, execute,
 };
 pub use command::{
     Arg, Command, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,

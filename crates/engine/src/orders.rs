@@ -1,7 +1,8 @@
 //! BUY and SELL, and their commits and cancels: two last-in-first-out
 //! stacks of orders that wait 60 s for a commit.
 
-use crate::account::{Account, Context, PendingOrder};
+use crate::account::{Account, Context, ExpiredOrder, PendingOrder};
+use crate::clock::utc;
 use crate::event::Event;
 use crate::money::Money;
 use crate::rejection::{RejectCode, Rejection};
@@ -85,11 +86,12 @@ impl Account {
         let order = PendingOrder::new(symbol, shares, price, ctx);
         let placed = order.placed();
         self.pending_buys.push(order);
+        self.last_expired.buy = None;
         Ok(placed)
     }
 
     pub(crate) fn commit_buy(&mut self) -> Result<Reply, Rejection> {
-        let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
+        let buy = self.pop_buy(Settle::Commit)?;
         self.add_shares(buy.symbol, buy.shares);
         Ok(buy.settled(buy.value()))
     }
@@ -99,7 +101,7 @@ impl Account {
         ctx: &Context,
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
-        let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
+        let buy = self.pop_buy(Settle::Cancel)?;
         self.credit(buy.value(), ctx.txn, events);
         Ok(buy.settled(buy.value()))
     }
@@ -111,8 +113,20 @@ impl Account {
         price: Money,
         ctx: &Context,
     ) -> Result<Reply, Rejection> {
-        let shares = whole_shares(amount, price, "sell")?;
         let held = self.shares(symbol);
+        // The codes stay those of the rules (under one share, then too few
+        // held), but a trader who holds none is told that first.
+        let none_held = || format!("You hold no shares of {symbol} to sell.");
+        let shares = whole_shares(amount, price, "sell").map_err(|refusal| {
+            if held == 0 {
+                Rejection::new(refusal.code, none_held())
+            } else {
+                refusal
+            }
+        })?;
+        if held == 0 {
+            return Err(Rejection::new(RejectCode::InsufficientShares, none_held()));
+        }
         if held < shares {
             return Err(Rejection::new(
                 RejectCode::InsufficientShares,
@@ -127,6 +141,7 @@ impl Account {
         let order = PendingOrder::new(symbol, shares, price, ctx);
         let placed = order.placed();
         self.pending_sells.push(order);
+        self.last_expired.sell = None;
         Ok(placed)
     }
 
@@ -135,7 +150,7 @@ impl Account {
         ctx: &Context,
         events: &mut Vec<Event>,
     ) -> Result<Reply, Rejection> {
-        let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
+        let sell = self.pop_sell(Settle::Commit)?;
         let proceeds = sell.value();
         if self.cash.checked_add(proceeds).is_none() {
             self.pending_sells.push(sell);
@@ -149,22 +164,72 @@ impl Account {
     }
 
     pub(crate) fn cancel_sell(&mut self) -> Result<Reply, Rejection> {
-        let sell = self.pending_sells.pop().ok_or_else(no_pending_sell)?;
+        let sell = self.pop_sell(Settle::Cancel)?;
         self.add_shares(sell.symbol, sell.shares);
         Ok(sell.settled(sell.value()))
     }
+
+    /// The newest pending buy, or why there is none.
+    fn pop_buy(&mut self, settle: Settle) -> Result<PendingOrder, Rejection> {
+        self.pending_buys.pop().ok_or_else(|| {
+            let message = match &self.last_expired.buy {
+                Some(expired) => expired_message(expired, Side::Buy, settle),
+                None => "There is no pending buy to act on: BUY first, then commit or cancel it \
+                         within 60 seconds."
+                    .to_owned(),
+            };
+            Rejection::new(RejectCode::NoPendingBuy, message)
+        })
+    }
+
+    /// The newest pending sell, or why there is none.
+    fn pop_sell(&mut self, settle: Settle) -> Result<PendingOrder, Rejection> {
+        self.pending_sells.pop().ok_or_else(|| {
+            let message = match &self.last_expired.sell {
+                Some(expired) => expired_message(expired, Side::Sell, settle),
+                None => "There is no pending sell to act on: SELL first, then commit or cancel \
+                         it within 60 seconds."
+                    .to_owned(),
+            };
+            Rejection::new(RejectCode::NoPendingSell, message)
+        })
+    }
 }
 
-fn no_pending_buy() -> Rejection {
-    Rejection::new(
-        RejectCode::NoPendingBuy,
-        "There is no pending buy to act on: BUY first, then commit or cancel it within 60 seconds.",
-    )
+#[derive(Copy, Clone)]
+enum Side {
+    Buy,
+    Sell,
 }
 
-fn no_pending_sell() -> Rejection {
-    Rejection::new(
-        RejectCode::NoPendingSell,
-        "There is no pending sell to act on: SELL first, then commit or cancel it within 60 seconds.",
-    )
+/// What the refused command meant to do with the order.
+#[derive(Copy, Clone)]
+enum Settle {
+    Commit,
+    Cancel,
+}
+
+/// Why a commit or cancel found nothing: the order it meant expired. The
+/// code stays `no_pending_buy` / `no_pending_sell` (the contract's), the
+/// sentence says what happened and when.
+fn expired_message(order: &ExpiredOrder, side: Side, settle: Settle) -> String {
+    let ExpiredOrder {
+        symbol,
+        shares,
+        price,
+        expired_at_ms,
+    } = order;
+    let (noun, verb, back) = match side {
+        Side::Buy => ("buy", "bought", "its cash is back in your balance"),
+        Side::Sell => ("sell", "sold", "its shares are back in your holdings"),
+    };
+    let what = format!(
+        "Your {noun} of {shares} {symbol} at {} expired at {}",
+        price.dollars(),
+        utc(*expired_at_ms)
+    );
+    match settle {
+        Settle::Commit => format!("{what}; nothing was {verb}, and {back}."),
+        Settle::Cancel => format!("{what}, so there is nothing to cancel: {back}."),
+    }
 }

@@ -316,6 +316,80 @@ fn a_pending_buy_expires_after_sixty_seconds() {
 }
 
 #[test]
+fn a_commit_or_cancel_after_expiry_says_the_order_expired() {
+    let mut t = Trader::funded("100.00");
+    t.ok(buy(s("A"), "50.00"));
+    let placed = t.now;
+    t.now += PENDING_TTL_MS;
+    let commit = t.run(Command::CommitBuy).unwrap_err();
+    assert_eq!(commit.code, RejectCode::NoPendingBuy, "the contract's code");
+    let when = engine::clock::utc(placed + PENDING_TTL_MS);
+    assert_eq!(
+        commit.message,
+        format!(
+            "Your buy of 5 A at $10.00 expired at {when}; nothing was bought, and its cash is \
+             back in your balance."
+        )
+    );
+    let cancel = t.run(Command::CancelBuy).unwrap_err();
+    assert!(
+        cancel.message.contains("expired at") && cancel.message.contains("nothing to cancel"),
+        "{}",
+        cancel.message
+    );
+
+    // A new order is what a later refusal is about.
+    t.ok(buy(s("A"), "50.00"));
+    t.ok(Command::CancelBuy);
+    let after = t.run(Command::CommitBuy).unwrap_err();
+    assert!(
+        after.message.starts_with("There is no pending buy"),
+        "{}",
+        after.message
+    );
+
+    t.own("B", 2);
+    t.ok(sell(s("B"), "20.00"));
+    t.now += PENDING_TTL_MS;
+    let sell_commit = t.run(Command::CommitSell).unwrap_err();
+    assert_eq!(sell_commit.code, RejectCode::NoPendingSell);
+    assert!(
+        sell_commit
+            .message
+            .starts_with("Your sell of 2 B at $10.00 expired at")
+            && sell_commit.message.contains("nothing was sold"),
+        "{}",
+        sell_commit.message
+    );
+    let buy_commit = t.run(Command::CommitBuy).unwrap_err();
+    assert!(buy_commit.message.starts_with("There is no pending buy"));
+}
+
+#[test]
+fn a_sell_of_a_symbol_not_held_says_so() {
+    let mut t = Trader::funded("100.00");
+    t.own("A", 1);
+    // Under one share or over the holding: the codes of those rules, with
+    // the sentence a trader who holds none needs.
+    for (amount, code) in [
+        ("5.00", RejectCode::AmountTooSmall),
+        ("50.00", RejectCode::InsufficientShares),
+    ] {
+        let refusal = t.run(sell(s("XYZ"), amount)).unwrap_err();
+        assert_eq!(
+            (refusal.code, refusal.message.as_str()),
+            (code, "You hold no shares of XYZ to sell.")
+        );
+    }
+    let held = t.run(sell(s("A"), "5.00")).unwrap_err();
+    assert!(
+        held.message.contains("does not sell one share"),
+        "{}",
+        held.message
+    );
+}
+
+#[test]
 fn sell_reserves_shares_and_commit_sell_pays() {
     let mut t = Trader::funded("1000.00");
     t.own("ABC", 10);

@@ -258,10 +258,18 @@ proptest! {
         for order in [Command::Buy { symbol, amount }, Command::Sell { symbol, amount }] {
             let mut account = base.clone();
             if account.execute(&order, &ctx, &mut Vec::new()).is_ok() {
+                let at = NOW + PENDING_TTL_MS + late;
                 let mut later = base.clone();
-                later.expire(NOW + PENDING_TTL_MS + late, &mut Vec::new());
-                account.expire(NOW + PENDING_TTL_MS + late, &mut Vec::new());
-                prop_assert_eq!(&account, &later);
+                later.expire(at, &mut Vec::new());
+                account.expire(at, &mut Vec::new());
+                // The same balances, orders and triggers; the account also
+                // remembers the order expired (for a later commit's refusal).
+                prop_assert_eq!(account.summary(at), later.summary(at));
+                let remembered = match order {
+                    Command::Buy { .. } => &account.last_expired().buy,
+                    _ => &account.last_expired().sell,
+                };
+                prop_assert_eq!(remembered.as_ref().map(|o| (o.symbol, o.expired_at_ms)), Some((symbol, NOW + PENDING_TTL_MS)));
             }
         }
     }

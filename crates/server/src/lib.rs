@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body_deadline;
 pub mod demo;
 pub mod error;
+pub mod history;
 pub mod respond;
 pub mod service;
 pub mod settings;

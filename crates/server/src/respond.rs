@@ -37,21 +37,28 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
 pub fn xml_response(
     chunks: impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static,
 ) -> Response {
+    stream_response("application/xml", chunks)
+}
+
+/// Streams a body of `content_type` made as it is sent (the XML log, the
+/// CSV history). An error part-way can only cut the stream: the status
+/// line has gone out already, so it is logged.
+pub fn stream_response(
+    content_type: &'static str,
+    chunks: impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static,
+) -> Response {
     // The body streams after the handler has returned: its lines are
     // logged under the request's span explicitly.
     let span = tracing::Span::current();
     let body = Body::from_stream(chunks.map(move |chunk| {
         chunk.map_err(|error| {
-            span.in_scope(|| tracing::error!(%error, "the log stream failed part-way"));
+            span.in_scope(|| tracing::error!(%error, "a streamed body failed part-way"));
             std::io::Error::other(error.to_string())
         })
     }));
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
         .into_response()

@@ -1,7 +1,7 @@
 //! How values are laid out in columns, shared by every back end so that a
 //! row means the same thing whichever database holds it.
 
-use engine::{Account, TriggerSide, UserId};
+use engine::{Account, AccountV1, TriggerSide, UserId};
 
 use crate::StoreError;
 use crate::batch::GLOBAL_USER;
@@ -15,8 +15,16 @@ pub(crate) fn encode_account(account: &Account) -> Vec<u8> {
     postcard::to_allocvec(account).expect("accounts always encode")
 }
 
+/// An account in the current shape, or in the shape stored before
+/// [`Account::last_expired`] was appended (an old account gains it empty).
 pub(crate) fn decode_account(user: &UserId, state: &[u8]) -> Result<Account, StoreError> {
-    postcard::from_bytes(state).map_err(|e| StoreError::Corrupt(format!("account {user}: {e}")))
+    postcard::from_bytes(state)
+        .or_else(|error| {
+            postcard::from_bytes::<AccountV1>(state)
+                .map(Account::from)
+                .map_err(|_| error)
+        })
+        .map_err(|e| StoreError::Corrupt(format!("account {user}: {e}")))
 }
 
 /// The `user_id` column: global rows (the global DUMPLOG, system quote
@@ -100,5 +108,65 @@ impl NotificationColumns<'_> {
             txn: self.txn,
             read: self.read,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{Command, Context, Money, Symbol};
+
+    /// An account with a holding and a pending buy, which has expired
+    /// when `expire`.
+    fn account(expire: bool) -> Account {
+        let mut account = None;
+        let mut run = |command, now_ms, price| {
+            let ctx = Context {
+                now_ms,
+                txn: now_ms,
+                price: Some(Money::from_cents(price)),
+            };
+            engine::execute(&mut account, &command, &ctx, &mut Vec::new())
+        };
+        let symbol = Symbol::parse("ABC").unwrap();
+        let amount = Money::from_cents(10_000);
+        run(
+            Command::Add {
+                amount: Money::from_cents(100_000),
+            },
+            1,
+            1,
+        )
+        .unwrap();
+        run(Command::Buy { symbol, amount }, 2, 1_000).unwrap();
+        run(Command::CommitBuy, 3, 1_000).unwrap();
+        run(Command::Buy { symbol, amount }, 4, 1_000).unwrap();
+        if expire {
+            run(Command::CommitBuy, 60_004, 1_000).unwrap_err();
+        }
+        account.unwrap()
+    }
+
+    #[test]
+    fn an_account_round_trips_with_what_last_expired() {
+        let account = account(true);
+        assert!(account.last_expired().buy.is_some());
+        let user = UserId::parse("u1").unwrap();
+        assert_eq!(
+            decode_account(&user, &encode_account(&account)).unwrap(),
+            account
+        );
+    }
+
+    #[test]
+    fn an_account_stored_before_last_expired_still_decodes() {
+        let account = account(false);
+        let mut old = encode_account(&account);
+        // The old shape is the new one without its last field: the two
+        // empty options (`None`, one byte each) that end the encoding.
+        assert_eq!(old.split_off(old.len() - 2), [0, 0]);
+        let user = UserId::parse("u1").unwrap();
+        assert_eq!(decode_account(&user, &old).unwrap(), account);
+        assert!(decode_account(&user, &old[..old.len() - 1]).is_err());
     }
 }

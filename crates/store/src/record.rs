@@ -138,6 +138,9 @@ pub struct LogRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryPage {
     pub items: Vec<HistoryItem>,
+    /// The log rows the page was read from, newest first (quote fetches
+    /// included), for a reader that wants more of them than a line holds.
+    pub rows: Vec<LogRow>,
     /// Pass as `before_seq` for the next (older) page; `None` on the last.
     pub next_before: Option<i64>,
 }
@@ -151,6 +154,7 @@ impl HistoryPage {
         HistoryPage {
             next_before: rows.last().filter(|_| more).map(|row| row.seq),
             items: rows.iter().filter_map(LogRow::history_item).collect(),
+            rows,
         }
     }
 }

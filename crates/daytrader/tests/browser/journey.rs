@@ -35,7 +35,7 @@ pub fn dollars(cents: i64) -> String {
 }
 
 /// `$1234.56` without the sign or grouping, as typed into a form.
-fn typed(cents: i64) -> String {
+pub fn typed(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
@@ -274,16 +274,16 @@ pub async fn journey(browser: &Browser) {
     browser.goto("/").await;
     browser.wait_text("#holdings", "FIR").await;
 
-    // The history has every command, newest first.
+    // The history has every command, in words, newest first.
     browser.click("nav a[href='/history']").await;
     for command in [
-        "ADD",
-        "COMMIT_BUY",
-        "CANCEL_BUY",
-        "COMMIT_SELL",
-        "SET_BUY_AMOUNT",
-        "SET_BUY_TRIGGER",
-        "CANCEL_SET_BUY",
+        "Add funds",
+        "Commit buy",
+        "Cancel buy",
+        "Commit sell",
+        "Set buy amount",
+        "Set buy trigger",
+        "Cancel buy trigger",
     ] {
         browser.wait_text("#history", command).await;
     }

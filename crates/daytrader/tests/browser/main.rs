@@ -24,6 +24,7 @@ mod browser;
 mod failures;
 mod journey;
 mod supervisor;
+mod walkthrough;
 
 use crate::browser::run;
 use crate::local_cluster::LocalCluster;
@@ -43,17 +44,21 @@ async fn traders_use_the_web_pages_through_the_balancer() {
     };
     let base = format!("http://127.0.0.1:{}", cluster.port);
     let token = cluster.token().to_owned();
-    let (journey, refusals, supervisor) = tokio::join!(
+    let (journey, refusals, supervisor, walkthrough) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
             supervisor::supervisor(browser, &token).await
+        }),
+        run("walkthrough", &base, async |browser| {
+            walkthrough::walkthrough(browser, &token).await
         }),
     );
     for (scenario, outcome) in [
         ("journey", journey),
         ("refusals", refusals),
         ("supervisor", supervisor),
+        ("walkthrough", walkthrough),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");

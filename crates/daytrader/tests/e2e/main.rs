@@ -10,6 +10,7 @@ mod configuration;
 mod expiry;
 mod faults;
 mod helpers;
+mod history;
 mod infra;
 mod lifecycle;
 mod local_cluster;

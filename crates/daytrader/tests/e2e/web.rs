@@ -16,13 +16,13 @@ const PASSWORD: &str = "correct horse battery";
 
 /// One browser: a cookie jar of one cookie (the session) on top of the
 /// test client, pointed at one instance or another.
-struct Browser {
+pub(crate) struct Browser {
     http: Http,
     cookie: Option<String>,
 }
 
 impl Browser {
-    fn new(http: Http) -> Browser {
+    pub(crate) fn new(http: Http) -> Browser {
         Browser { http, cookie: None }
     }
 
@@ -61,7 +61,7 @@ impl Browser {
         reply
     }
 
-    async fn page(&mut self, path: &str) -> Reply {
+    pub(crate) async fn page(&mut self, path: &str) -> Reply {
         self.send(Method::GET, path, None).await
     }
 
@@ -84,7 +84,7 @@ impl Browser {
         self.send(Method::POST, action, Some(body)).await
     }
 
-    async fn register(&mut self, user: &str) {
+    pub(crate) async fn register(&mut self, user: &str) {
         self.page("/register").await;
         let visitor = self
             .cookie
@@ -117,7 +117,7 @@ impl Browser {
         );
     }
 
-    async fn add_funds(&mut self, amount: &str) -> Reply {
+    pub(crate) async fn add_funds(&mut self, amount: &str) -> Reply {
         self.submit("/", "/funds", &[("amount", amount)]).await
     }
 }
@@ -570,6 +570,18 @@ async fn every_api_route_checks_who_is_asking() {
             Method::POST,
             format!("/api/v1/users/{bob_id}/notifications/read"),
             Some("{}".into()),
+            403,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/users/{alice_id}/history.csv"),
+            None,
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/users/{bob_id}/history.csv"),
+            None,
             403,
         ),
         (Method::GET, "/api/v1/quotes/ABC".into(), None, 200),

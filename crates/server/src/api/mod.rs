@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod health;
+pub mod history_csv;
 pub mod log;
 pub mod notifications;
 pub mod openapi;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/users/{user}/notifications/read",
             post(notifications::mark_read),
         )
+        .route("/api/v1/users/{user}/history.csv", get(history_csv::export))
         .route("/api/v1/quotes/{symbol}", get(quotes::quote))
         .route("/api/v1/log", get(log::dump))
         .route("/api/v1/openapi.json", get(openapi::document))

@@ -178,6 +178,14 @@ pub fn spec() -> Value {
                     }}}},
                 }), &[("404", "Unknown user."), ("415", "The body is not JSON.")]),
             }},
+            "/api/v1/users/{user}/history.csv": {"get": {
+                "summary": "A trader's history as CSV, newest first",
+                "description": "One record per command (and per trigger execution), after a header: `time,transaction_num,command,symbol,amount,outcome,shares,price,cash_after`. `time` is ISO 8601 in UTC with milliseconds; `command` is the command's name, or `BUY_TRIGGER_EXECUTED`, `SELL_TRIGGER_EXECUTED`, `BUY_TRIGGER_UNFILLED` for a trigger a new price fired (numbered by the command that armed it), or `REGISTER`; `amount` is normalised (`1000.00`) when it was an amount and as sent when not; `outcome` is `ok` or the refusal's code; `shares` and `price` are what a commit or trigger execution filled; `cash_after` is the cash after the step where the log knows it (empty for a trigger a new price fired). A cell starting with `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'`, so that a spreadsheet shows it rather than runs it. Streamed: memory does not grow with the history.",
+                "parameters": [user_param.clone()],
+                "responses": with_errors(json!({
+                    "200": {"description": "The history, streamed.", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                }), &[("404", "Unknown user.")]),
+            }},
             "/api/v1/quotes/{symbol}": {"get": {
                 "summary": "The current price of a stock",
                 "parameters": [{"name": "symbol", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z]{1,3}$"}}],

@@ -10,9 +10,11 @@ mod expiry;
 mod outcome;
 mod triggers;
 
-use engine::{CommandRequest, Money, Symbol, UserId};
+use engine::{CommandRequest, EventKind, Money, Symbol, UserId};
 use quotes::{Origin, Quote, QuoteCache, QuoteClient, QuoteError, QuoteLoader, SharedQuoteLoader};
-use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Reads, Store, StoreError, Work, Writes};
+use store::{
+    Done, Job, QuoteFetch, QuoteUse, Reader, Reads, Record, Store, StoreError, Work, Writes,
+};
 
 pub use self::dumplog::{Dump, dump_log};
 pub use self::expiry::{ExpiryPass, spawn_expiry_task};
@@ -103,6 +105,9 @@ impl Trading {
             work: Work::Command { request, quote },
         };
         let done = self.store.submit(job).await?;
+        if !done.duplicate {
+            count_fired_triggers(&done.record);
+        }
         let outcome = CommandOutcome::of(name, user, done)?;
         outcome.count();
         Ok(outcome)
@@ -162,10 +167,9 @@ impl Trading {
         });
         let mut fired = 0;
         for done in futures::future::join_all(jobs).await {
-            fired += usize::from(done?.seq.is_some());
-        }
-        if fired > 0 {
-            metrics::counter!("triggers_fired_total").increment(fired as u64);
+            let done = done?;
+            fired += usize::from(done.seq.is_some());
+            count_fired_triggers(&done.record);
         }
         Ok(fired)
     }
@@ -221,6 +225,27 @@ impl Trading {
 
     pub async fn close(&self) {
         self.store.close().await;
+    }
+}
+
+/// Counts in `triggers_fired_total` every trigger that fired in a step:
+/// those a new price fired, and those that fired at once as they were
+/// armed (inside the SET_*_TRIGGER command), which count the same.
+fn count_fired_triggers(record: &Record) {
+    let fired = record
+        .events()
+        .iter()
+        .filter(|event| {
+            matches!(
+                event.kind,
+                EventKind::BuyTriggerExecuted { .. }
+                    | EventKind::BuyTriggerUnfilled { .. }
+                    | EventKind::SellTriggerExecuted { .. }
+            )
+        })
+        .count();
+    if fired > 0 {
+        metrics::counter!("triggers_fired_total").increment(fired as u64);
     }
 }
 

@@ -13,6 +13,7 @@ use axum::response::Response;
 use engine::{CommandName, Summary, UserId};
 use serde::Deserialize;
 
+use crate::history::{self, Filter};
 use crate::service::SUMMARY_HISTORY;
 use crate::state::AppState;
 use crate::web::chrome::Chrome;
@@ -120,10 +121,11 @@ async fn render_panels(
 ) -> Result<Fragment, PageError> {
     let reader = state.trading.reader();
     let symbols: Vec<_> = summary.holdings.iter().map(|h| h.symbol).collect();
+    let everything = Filter::default();
     let (prices, notes, history) = tokio::join!(
         prices(state, user, &symbols),
         reader.notifications(user, None, LATEST_NOTES),
-        reader.history(user, SUMMARY_HISTORY),
+        history::page(reader, user, &everything, None, SUMMARY_HISTORY),
     );
     let (holdings, total) = holdings(summary, &prices);
     Fragment::render(&Panels {
@@ -131,7 +133,7 @@ async fn render_panels(
         total,
         triggers: TriggerRow::all(summary),
         notes: notes?.iter().map(NoteRow::of).collect(),
-        activity: history?.iter().map(HistoryRow::of).collect(),
+        activity: history?.entries.iter().map(HistoryRow::of).collect(),
     })
 }
 

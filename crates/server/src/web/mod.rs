@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/quote", get(quotes::page))
         .route("/history", get(history::page))
         .route("/history/log.xml", get(history::download_log))
+        .route("/history/history.csv", get(history::download_csv))
         .route("/notifications", get(notifications::page))
         .route("/notifications/read", post(notifications::mark_read))
         .route("/tokens", get(tokens::page).post(tokens::create))

@@ -95,7 +95,10 @@ async fn render(
         rows: TriggerRow::all(&summary)
             .into_iter()
             .map(|row| RowForms {
-                price: FormState::with_symbol(row.symbol.clone()),
+                price: FormState {
+                    amount: row.price_input.clone(),
+                    ..FormState::with_symbol(row.symbol.clone())
+                },
                 cancel_txn: new_txn(),
                 error: None,
                 row,

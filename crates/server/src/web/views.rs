@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use engine::{Money, PendingView, Summary, Symbol, UserId};
-use store::{HistoryItem, Notification, NotificationKind};
+use store::{Notification, NotificationKind};
 
+use crate::history::{self, Amount};
 use crate::state::AppState;
 use crate::web::format::{dollars, utc};
 
@@ -70,6 +71,9 @@ pub struct TriggerRow {
     /// Set aside (buy) or to sell (sell).
     pub amount: String,
     pub trigger_price: Option<String>,
+    /// The trigger price as a form takes it back (`1234.50`), so that the
+    /// "change price" box starts at it; empty when unarmed.
+    pub price_input: String,
     /// Shares held back for a sell trigger.
     pub reserved_shares: i64,
 }
@@ -82,6 +86,7 @@ impl TriggerRow {
             symbol: t.symbol.to_string(),
             amount: dollars(t.amount),
             trigger_price: t.trigger_price.map(dollars),
+            price_input: price_input(t.trigger_price),
             reserved_shares: 0,
         });
         let sells = summary.sell_triggers.iter().map(|t| TriggerRow {
@@ -89,35 +94,77 @@ impl TriggerRow {
             symbol: t.symbol.to_string(),
             amount: dollars(t.amount),
             trigger_price: t.trigger_price.map(dollars),
+            price_input: price_input(t.trigger_price),
             reserved_shares: t.reserved_shares,
         });
         buys.chain(sells).collect()
     }
 }
 
-/// A line of the audit trail.
+/// A price in the wire format a money field parses, or nothing.
+fn price_input(price: Option<Money>) -> String {
+    price.map(|p| p.to_string()).unwrap_or_default()
+}
+
+/// A line of the history, ready to print (made from a [`history::Entry`]).
 pub struct HistoryRow {
     pub when: String,
+    /// The whole transaction number (a title shows it)...
     pub txn: i64,
-    pub command: String,
+    /// ...and its last digits, which tell a trader's recent steps apart.
+    pub txn_short: String,
+    /// The command in words.
+    pub command: &'static str,
     pub symbol: String,
+    /// In dollars when it was an amount, as typed when not.
     pub amount: String,
+    /// The amount as typed was not an amount.
+    pub amount_invalid: bool,
+    /// "3 at $10.50", for a fill.
+    pub filled: String,
+    pub cash_after: String,
     pub ok: bool,
-    pub outcome: String,
+    /// The refusal's code.
+    pub outcome: &'static str,
     pub message: String,
 }
 
+/// Digits of a transaction number shown in full; a longer one shows its
+/// last ones after an ellipsis.
+const TXN_DIGITS: usize = 6;
+
 impl HistoryRow {
-    pub fn of(item: &HistoryItem) -> HistoryRow {
+    pub fn of(entry: &history::Entry) -> HistoryRow {
+        let txn = entry.txn.to_string();
+        let txn_short = match txn.len().checked_sub(TXN_DIGITS) {
+            Some(cut) if cut > 0 => format!("…{}", &txn[cut..]),
+            _ => txn,
+        };
+        let (amount, amount_invalid) = match &entry.amount {
+            Some(Amount::Money(money)) => (dollars(*money), false),
+            Some(Amount::Unparsed(text)) => (text.clone(), true),
+            None => (String::new(), false),
+        };
         HistoryRow {
-            when: utc(item.at_ms),
-            txn: item.transaction_num,
-            command: item.command.clone(),
-            symbol: item.symbol.map(|s| s.to_string()).unwrap_or_default(),
-            amount: item.amount.clone().unwrap_or_default(),
-            ok: item.outcome == "ok",
-            outcome: item.outcome.clone(),
-            message: item.message.clone().unwrap_or_default(),
+            when: utc(entry.at_ms),
+            txn: entry.txn,
+            txn_short,
+            command: entry.words,
+            symbol: entry.symbol.map(|s| s.to_string()).unwrap_or_default(),
+            amount,
+            amount_invalid,
+            filled: entry
+                .fill
+                .map(|f| format!("{} at {}", f.shares, dollars(f.price)))
+                .unwrap_or_default(),
+            cash_after: entry.cash_after.map(dollars).unwrap_or_default(),
+            ok: entry.refusal.is_none(),
+            outcome: entry.outcome(),
+            message: entry
+                .refusal
+                .as_ref()
+                .map(|r| r.message.clone())
+                .unwrap_or_default(),
         }
     }
 }
