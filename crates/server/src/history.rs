@@ -205,10 +205,13 @@ pub fn entries(row: &LogRow) -> Vec<Entry> {
                 )
             }]
         }
-        Record::Price { events, .. } => events
+        // A new price's trigger executions, and the orders the expiry task
+        // released, are one line each, filed under the number of the
+        // command that armed the trigger or placed the order.
+        Record::Price { events, .. } | Record::Expired { events } => events
             .iter()
             .filter_map(|event| {
-                let (command, words, symbol, amount, fill) = match event.kind {
+                let (command, words, kind, symbol, amount, fill) = match event.kind {
                     EventKind::BuyTriggerExecuted {
                         symbol,
                         shares,
@@ -217,8 +220,9 @@ pub fn entries(row: &LogRow) -> Vec<Entry> {
                     } => (
                         "BUY_TRIGGER_EXECUTED",
                         "Buy trigger executed",
+                        Kind::Trigger,
                         symbol,
-                        cost,
+                        Some(cost),
                         Some(Fill { shares, price }),
                     ),
                     EventKind::SellTriggerExecuted {
@@ -229,27 +233,49 @@ pub fn entries(row: &LogRow) -> Vec<Entry> {
                     } => (
                         "SELL_TRIGGER_EXECUTED",
                         "Sell trigger executed",
+                        Kind::Trigger,
                         symbol,
-                        proceeds,
+                        Some(proceeds),
                         Some(Fill { shares, price }),
                     ),
                     EventKind::BuyTriggerUnfilled { symbol, refund, .. } => (
                         "BUY_TRIGGER_UNFILLED",
                         "Buy trigger could not buy",
+                        Kind::Trigger,
                         symbol,
-                        refund,
+                        Some(refund),
                         None,
                     ),
-                    // Expiries and cash movements are parts of a step, not
-                    // lines of their own.
+                    EventKind::BuyExpired { symbol, refund, .. } => (
+                        "BUY_EXPIRED",
+                        "Buy expired",
+                        Kind::Trade,
+                        symbol,
+                        Some(refund),
+                        None,
+                    ),
+                    EventKind::SellExpired {
+                        symbol,
+                        shares,
+                        price,
+                    } => (
+                        "SELL_EXPIRED",
+                        "Sell expired",
+                        Kind::Trade,
+                        symbol,
+                        price.times(shares),
+                        None,
+                    ),
+                    // Cash movements are parts of a step, not lines of
+                    // their own.
                     _ => return None,
                 };
                 Some(Entry {
                     txn: event.txn,
                     symbol: Some(symbol),
-                    amount: Some(Amount::Money(amount)),
+                    amount: amount.map(Amount::Money),
                     fill,
-                    ..entry(command, words, Kind::Trigger)
+                    ..entry(command, words, kind)
                 })
             })
             .collect(),
