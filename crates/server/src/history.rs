@@ -475,6 +475,50 @@ mod tests {
     }
 
     #[test]
+    fn orders_the_expiry_task_released_are_a_line_each_under_their_number() {
+        let expired = row(Record::Expired {
+            events: vec![
+                Event {
+                    txn: 5,
+                    kind: EventKind::BuyExpired {
+                        symbol: abc(),
+                        shares: 2,
+                        price: Money::from_cents(1_000),
+                        refund: Money::from_cents(2_000),
+                    },
+                },
+                Event {
+                    txn: 6,
+                    kind: EventKind::Funds {
+                        action: engine::FundsAction::Add,
+                        amount: Money::from_cents(2_000),
+                    },
+                },
+                Event {
+                    txn: 8,
+                    kind: EventKind::SellExpired {
+                        symbol: abc(),
+                        shares: 3,
+                        price: Money::from_cents(1_100),
+                    },
+                },
+            ],
+        });
+        let [buy, sell] = entries(&expired).try_into().unwrap();
+        assert_eq!(
+            (buy.command, buy.words, buy.kind, buy.txn),
+            ("BUY_EXPIRED", "Buy expired", Kind::Trade, 5)
+        );
+        assert_eq!(buy.amount, Some(Amount::Money(Money::from_cents(2_000))));
+        assert_eq!((sell.command, sell.txn), ("SELL_EXPIRED", 8));
+        assert_eq!(sell.amount, Some(Amount::Money(Money::from_cents(3_300))));
+        assert_eq!(
+            (sell.symbol, sell.fill, sell.outcome()),
+            (Some(abc()), None, "ok")
+        );
+    }
+
+    #[test]
     fn a_commit_reads_in_words_with_its_fill_and_cash() {
         let settled = Reply::Settled(SettledOrder {
             symbol: abc(),
