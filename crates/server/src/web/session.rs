@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use engine::UserId;
 use serde::{Deserialize, Serialize};
@@ -167,6 +167,12 @@ impl Session {
         cookie("; Max-Age=0", https)
     }
 
+    /// The key it is cached under, which things kept for this session only
+    /// (a message, a refused form) are keyed by.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The secret every form of this session carries.
     pub fn csrf(&self) -> &str {
         &self.csrf
@@ -248,13 +254,21 @@ impl FromRequestParts<AppState> for Trader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let session = Session::load(state, &parts.headers).await?;
+        // A page asked for comes back after signing in; a form does not
+        // (it was posted by a session that has ended).
+        let sign_in = || {
+            let next = (parts.method == Method::GET)
+                .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+                .flatten();
+            PageError::SignIn(next)
+        };
         match session {
             Some(session) => match session.who.clone() {
                 Who::Trader(user) => Ok(Trader { session, user }),
                 Who::Supervisor => Err(PageError::Redirect("/admin")),
-                Who::Visitor => Err(PageError::Redirect("/login")),
+                Who::Visitor => Err(sign_in()),
             },
-            None => Err(PageError::Redirect("/login")),
+            None => Err(sign_in()),
         }
     }
 }
