@@ -12,6 +12,7 @@
 mod admin;
 mod assets;
 mod chrome;
+mod credentials;
 mod dashboard;
 mod error;
 mod format;
@@ -74,6 +75,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/history/log.xml", get(history::download_log))
         .route("/notifications", get(notifications::page))
         .route("/notifications/read", post(notifications::mark_read))
+        .route(
+            "/account/password",
+            get(credentials::change_page).post(credentials::change),
+        )
+        .route(
+            "/sign-in-link/{secret}",
+            get(credentials::link_page).post(credentials::use_link),
+        )
+        .route("/admin/sign-in-links", post(credentials::issue))
         .route("/tokens", get(tokens::page).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/admin", get(admin::page))

@@ -54,7 +54,7 @@ struct AdminLoginPage {
 /// The session a sign-in or registration form is rendered for: the
 /// visitor's own, or a new one (whose cookie the page sets). Someone
 /// already signed in goes where they belong instead.
-async fn visitor_session(
+pub(super) async fn visitor_session(
     state: &AppState,
     headers: &HeaderMap,
     session: Option<Session>,
@@ -77,7 +77,7 @@ async fn visitor_session(
 
 /// A page, with the cookie of the session it was rendered for when that
 /// session is new.
-fn respond(page: Response, cookie: Option<HeaderValue>) -> Response {
+pub(super) fn respond(page: Response, cookie: Option<HeaderValue>) -> Response {
     match cookie {
         Some(cookie) => with_cookie(page, cookie),
         None => page,
@@ -87,7 +87,7 @@ fn respond(page: Response, cookie: Option<HeaderValue>) -> Response {
 /// Replaces the session a form came from with a new one for `who`: a new
 /// id and CSRF secret at every change of privilege, so an id planted or
 /// seen before signing in is worth nothing after.
-async fn rotate(
+pub(super) async fn rotate(
     state: &AppState,
     old: &Session,
     who: Who,
