@@ -58,10 +58,12 @@ impl Rule {
 
 /// What a sign-in form says while a try must wait (with 429).
 pub fn limited(wait: Duration) -> String {
+    // Rounded up: "1 second" must not come back too early.
+    let seconds = wait.as_millis().div_ceil(1000).max(1);
+    let unit = if seconds == 1 { "second" } else { "seconds" };
     format!(
         "There have been several failed sign-ins for this user name or from this address, \
-         so the next try must wait: try again in {} seconds.",
-        wait.as_secs().max(1)
+         so the next try must wait: try again in {seconds} {unit}."
     )
 }
 
@@ -138,7 +140,7 @@ impl Attempt {
                 longest = longest.max(Some(left));
             }
         }
-        Ok(longest.map(|left| left.max(Duration::from_secs(1))))
+        Ok(longest)
     }
 
     /// Counts a failure and starts the wait it earns.
