@@ -20,6 +20,7 @@ mod infra;
 #[path = "../e2e/local_cluster.rs"]
 mod local_cluster;
 
+mod accounts;
 mod browser;
 mod failures;
 mod journey;
@@ -43,17 +44,21 @@ async fn traders_use_the_web_pages_through_the_balancer() {
     };
     let base = format!("http://127.0.0.1:{}", cluster.port);
     let token = cluster.token().to_owned();
-    let (journey, refusals, supervisor) = tokio::join!(
+    let (journey, refusals, supervisor, accounts) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
             supervisor::supervisor(browser, &token).await
+        }),
+        run("accounts", &base, async |browser| {
+            accounts::accounts(browser, &token).await
         }),
     );
     for (scenario, outcome) in [
         ("journey", journey),
         ("refusals", refusals),
         ("supervisor", supervisor),
+        ("accounts", accounts),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");
