@@ -182,7 +182,7 @@ async fn a_sign_in_link_then_a_password_change(browser: &Browser, token: &str) {
     browser.wait_text("h1", "Set your password").await;
     browser.fill("#password", PASSWORD).await;
     browser.fill("#confirm", PASSWORD).await;
-    browser.click("form button[type=submit]").await;
+    browser.click("main form button[type=submit]").await;
     browser.wait_path("/").await;
     browser
         .wait_text(".alert-success", "Your password is set")
@@ -197,7 +197,7 @@ async fn a_sign_in_link_then_a_password_change(browser: &Browser, token: &str) {
     browser.fill("#current", "not my password").await;
     browser.fill("#password", "another long password").await;
     browser.fill("#confirm", "another long password").await;
-    browser.click("form button[type=submit]").await;
+    browser.click("main form button[type=submit]").await;
     browser
         .wait_text("#current-error", "not your current password")
         .await;
@@ -205,7 +205,7 @@ async fn a_sign_in_link_then_a_password_change(browser: &Browser, token: &str) {
     browser.fill("#current", PASSWORD).await;
     browser.fill("#password", "another long password").await;
     browser.fill("#confirm", "another long password").await;
-    browser.click("form button[type=submit]").await;
+    browser.click("main form button[type=submit]").await;
     browser.wait_path("/").await;
     browser
         .wait_text(".alert-success", "other sessions are signed out")
