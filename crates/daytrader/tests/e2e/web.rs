@@ -20,7 +20,7 @@ struct Browser {
     http: Http,
     cookie: Option<String>,
     /// The client address a balancer would report (`X-Forwarded-For`).
-    address: Option<&'static str>,
+    address: Option<String>,
 }
 
 impl Browser {
@@ -33,9 +33,9 @@ impl Browser {
     }
 
     /// A browser at `address`, as a balancer in front would report it.
-    fn at(http: Http, address: &'static str) -> Browser {
+    fn at(http: Http, address: &str) -> Browser {
         Browser {
-            address: Some(address),
+            address: Some(address.to_owned()),
             ..Browser::new(http)
         }
     }
@@ -45,7 +45,7 @@ impl Browser {
         Browser {
             http,
             cookie: self.cookie.clone(),
-            address: self.address,
+            address: self.address.clone(),
         }
     }
 
@@ -63,7 +63,7 @@ impl Browser {
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
         }
-        if let Some(address) = self.address {
+        if let Some(address) = &self.address {
             request = request.header("x-forwarded-for", address);
         }
         let body = match form {
@@ -798,6 +798,45 @@ async fn a_sign_in_link_gives_an_api_account_a_password_once() {
         "{}",
         signed_in.text()
     );
+}
+
+/// Behind either balancer, the tokens page's example names the site as the
+/// trader reached it (host and port), and a sign-in counts against the
+/// client's address the balancer added, not one the client claimed.
+#[tokio::test]
+async fn pages_behind_a_balancer_name_the_site_and_the_client_as_it_sees_them() {
+    for lb in ["haproxy", "nginx"] {
+        let Some(cluster) = crate::local_cluster::LocalCluster::up(lb, 2, &[]) else {
+            return;
+        };
+        let mut browser = Browser::new((*cluster).clone());
+        browser.register(&unique("host")).await;
+        let created = browser
+            .submit("/tokens", "/tokens", &[("name", "curl")])
+            .await;
+        let text = created.text();
+        let site = format!("http://127.0.0.1:{}/api/v1/users/", cluster.port);
+        assert!(
+            text.contains(&site),
+            "{lb}: the example names {site}:\n{text}"
+        );
+        // A client that claims an address gets counted at its real one: a
+        // claimed address of its own does not reset its count.
+        let user = unique("xff");
+        let mut statuses = Vec::new();
+        for n in 0..12 {
+            let mut liar = Browser::at((*cluster).clone(), &format!("10.9.9.{n}"));
+            let fields = [("user", format!("{user}{n}")), ("password", "x".to_owned())];
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let refused = liar.submit("/login", "/login", &fields).await;
+            statuses.push(liar.follow(refused).await.status);
+        }
+        assert_eq!(statuses[..11], [401; 11], "{lb}");
+        assert_eq!(
+            statuses[11], 429,
+            "{lb}: counted at the address the balancer saw"
+        );
+    }
 }
 
 /// Makes a personal API token on `/tokens`; answers its secret and the
