@@ -677,7 +677,7 @@ async fn a_sign_in_link_gives_an_api_account_a_password_once() {
         .submit("/admin", "/admin/sign-in-links", &[("user", "nobody-here")])
         .await;
     let unknown = supervisor.follow(unknown).await;
-    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.status, 422);
     assert!(
         unknown.text().contains("There is no account called"),
         "{}",

@@ -199,7 +199,7 @@ pub async fn issue(
     };
     let Some(user) = user.filter(|_| exists) else {
         let unknown = format!("There is no account called “{name}”.");
-        let kept = Kept::new("sign-in-link", StatusCode::NOT_FOUND)
+        let kept = Kept::new("sign-in-link", StatusCode::UNPROCESSABLE_ENTITY)
             .value("user", name)
             .error("user", Some(unknown));
         return refused::refuse(&state, supervisor, "/admin", "/admin", kept).await;

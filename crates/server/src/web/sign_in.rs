@@ -1,6 +1,7 @@
 //! Opening an account, signing in and out, and the supervisor's sign-in.
 
 use askama::Template;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -106,8 +107,9 @@ pub async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Visitor(session): Visitor,
-    Query(query): Query<LoginQuery>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
+    let Query(query) = query.map_err(|e| PageError::bad_request(e.body_text()))?;
     let (session, cookie) = visitor_session(&state, &headers, session, true).await?;
     let flash = session.take_flash(&state).await;
     let kept = refused::take(&state, &session, "/login").await;
