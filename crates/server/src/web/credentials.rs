@@ -181,11 +181,9 @@ pub struct IssueForm {
 pub async fn issue(
     State(state): State<AppState>,
     headers: HeaderMap,
+    supervisor: Supervisor,
     posted: Posted<IssueForm>,
 ) -> Result<Response, PageError> {
-    let Some(supervisor) = Some(&posted.session).filter(|s| s.who == Who::Supervisor) else {
-        return Err(PageError::Redirect("/admin/login"));
-    };
     let name = posted.form.user.trim();
     let user = UserId::parse(name).ok();
     let exists = match &user {
@@ -202,7 +200,7 @@ pub async fn issue(
         let kept = Kept::new("sign-in-link", StatusCode::UNPROCESSABLE_ENTITY)
             .value("user", name)
             .error("user", Some(unknown));
-        return refused::refuse(&state, supervisor, "/admin", "/admin", kept).await;
+        return refused::refuse(&state, &supervisor.session, "/admin", "/admin", kept).await;
     };
     let secret = generate_token();
     state
@@ -212,13 +210,7 @@ pub async fn issue(
         .map_err(|_| PageError::sessions_unavailable())?;
     let site = origin(&headers).unwrap_or_default();
     let page = IssuedPage {
-        chrome: Chrome::supervisor(
-            &state,
-            &Supervisor {
-                session: supervisor.clone(),
-            },
-        )
-        .await,
+        chrome: Chrome::supervisor(&state, &supervisor).await,
         user: user.to_string(),
         link: format!("{site}/sign-in-link/{secret}"),
     };
