@@ -211,6 +211,7 @@ async fn a_sign_in_link_then_a_password_change(browser: &Browser, token: &str) {
         .wait_text(".alert-success", "other sessions are signed out")
         .await;
     browser.shot("08-password-changed").await;
+    browser.fits_a_phone(&["/account/password"]).await;
     sign_out(browser).await;
     sign_in(browser, &user, "another long password").await;
     browser.wait_path("/").await;
