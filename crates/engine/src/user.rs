@@ -13,18 +13,32 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct UserId(Arc<str>);
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("A user id is 1 to 64 characters of letters, digits, '_', '.' and '-'.")]
+#[error("A user id is {}.", UserId::rule())]
 pub struct UserIdError;
 
 impl UserId {
     pub const MAX_LEN: usize = 64;
+    /// The characters besides ASCII letters and digits a user id may hold.
+    pub const PUNCTUATION: [char; 3] = ['_', '.', '-'];
+
+    /// The rule [`UserId::parse`] checks, in words, for forms and errors
+    /// ("1 to 64 characters of letters, digits, '_', '.' and '-'").
+    pub fn rule() -> String {
+        let quoted: Vec<String> = Self::PUNCTUATION.iter().map(|c| format!("'{c}'")).collect();
+        let (last, rest) = quoted.split_last().expect("there is punctuation");
+        format!(
+            "1 to {} characters of letters, digits, {} and {last}",
+            Self::MAX_LEN,
+            rest.join(", ")
+        )
+    }
 
     pub fn parse(text: &str) -> Result<UserId, UserIdError> {
         let ok = !text.is_empty()
             && text.len() <= Self::MAX_LEN
             && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || Self::PUNCTUATION.contains(&c));
         if ok {
             Ok(UserId(Arc::from(text)))
         } else {
@@ -109,5 +123,13 @@ mod tests {
         ] {
             assert_eq!(UserId::parse(bad), Err(UserIdError), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_rule_in_words_names_every_allowed_character() {
+        assert_eq!(
+            UserIdError.to_string(),
+            "A user id is 1 to 64 characters of letters, digits, '_', '.' and '-'."
+        );
     }
 }

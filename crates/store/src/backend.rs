@@ -175,6 +175,16 @@ pub trait Writes: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Sets `user`'s password (a PHC string), replacing any they had: a
+    /// trader changing theirs, or an account made through the API given
+    /// its first. The caller checks the account exists.
+    fn set_password(
+        &self,
+        user: &UserId,
+        hash: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Why writes fail, while the last one did (a full disk, a database
     /// that refuses writes); `None` once one succeeds again. How each
     /// back end's batches end is noted by [`crate::write_health`].
@@ -271,6 +281,7 @@ dispatch! {
         async fn mark_notifications_read(user: &UserId, ids: Option<Vec<i64>>) -> Result<u64, StoreError>;
         async fn create_api_token(token: NewApiToken) -> Result<i64, StoreError>;
         async fn revoke_api_token(user: &UserId, id: i64, now_ms: i64) -> Result<bool, StoreError>;
+        async fn set_password(user: &UserId, hash: String, now_ms: i64) -> Result<(), StoreError>;
         async fn probe_writes() -> Result<(), StoreError>;
         async fn close() -> ();
     }

@@ -28,7 +28,8 @@ pub struct NewApiToken {
     pub created_ms: i64,
 }
 
-/// A change to the `api_tokens` table, for a back end with one writer.
+/// A change to a trader's means of signing in (API tokens, password), for
+/// a back end with one writer.
 #[derive(Clone, Debug)]
 pub(crate) enum TokenChange {
     Create(NewApiToken),
@@ -38,4 +39,16 @@ pub(crate) enum TokenChange {
         id: i64,
         now_ms: i64,
     },
+    /// Sets `user`'s password hash, replacing any they had.
+    SetPassword {
+        user: UserId,
+        hash: String,
+        now_ms: i64,
+    },
 }
+
+/// Sets a user's password hash, their first or a new one: the same SQL on
+/// both back ends (`$n` placeholders, which SQLite reads as numbered).
+pub(crate) const SET_PASSWORD: &str = "INSERT INTO credentials (user_id, password_hash, created_ms)
+     VALUES ($1, $2, $3)
+     ON CONFLICT (user_id) DO UPDATE SET password_hash = excluded.password_hash";

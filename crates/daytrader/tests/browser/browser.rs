@@ -332,8 +332,13 @@ impl Browser {
                 widths.0,
                 widths.1
             );
+            // A file name: `/account/password` is `account-password`.
             let page = path.trim_start_matches('/').split('?').next().unwrap_or("");
-            let step = format!("phone-{}", if page.is_empty() { "dashboard" } else { page });
+            let page = page.replace('/', "-");
+            let step = format!(
+                "phone-{}",
+                if page.is_empty() { "dashboard" } else { &page }
+            );
             let file = screenshots().join(format!("{}-{step}.png", self.test));
             self.driver
                 .screenshot(&file)

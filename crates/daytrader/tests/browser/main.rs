@@ -20,6 +20,7 @@ mod infra;
 #[path = "../e2e/local_cluster.rs"]
 mod local_cluster;
 
+mod accounts;
 mod browser;
 mod failures;
 mod journey;
@@ -44,7 +45,7 @@ async fn traders_use_the_web_pages_through_the_balancer() {
     };
     let base = format!("http://127.0.0.1:{}", cluster.port);
     let token = cluster.token().to_owned();
-    let (journey, refusals, supervisor, walkthrough) = tokio::join!(
+    let (journey, refusals, supervisor, walkthrough, accounts) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
@@ -53,12 +54,16 @@ async fn traders_use_the_web_pages_through_the_balancer() {
         run("walkthrough", &base, async |browser| {
             walkthrough::walkthrough(browser, &token).await
         }),
+        run("accounts", &base, async |browser| {
+            accounts::accounts(browser, &token).await
+        }),
     );
     for (scenario, outcome) in [
         ("journey", journey),
         ("refusals", refusals),
         ("supervisor", supervisor),
         ("walkthrough", walkthrough),
+        ("accounts", accounts),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");

@@ -19,11 +19,25 @@ const PASSWORD: &str = "correct horse battery";
 pub(crate) struct Browser {
     http: Http,
     cookie: Option<String>,
+    /// The client address a balancer would report (`X-Forwarded-For`).
+    address: Option<String>,
 }
 
 impl Browser {
     pub(crate) fn new(http: Http) -> Browser {
-        Browser { http, cookie: None }
+        Browser {
+            http,
+            cookie: None,
+            address: None,
+        }
+    }
+
+    /// A browser at `address`, as a balancer in front would report it.
+    fn at(http: Http, address: &str) -> Browser {
+        Browser {
+            address: Some(address.to_owned()),
+            ..Browser::new(http)
+        }
     }
 
     /// The same browser (same cookie) talking to another instance.
@@ -31,7 +45,15 @@ impl Browser {
         Browser {
             http,
             cookie: self.cookie.clone(),
+            address: self.address.clone(),
         }
+    }
+
+    /// The page a refused form was sent back to (post-redirect-get).
+    async fn follow(&mut self, reply: Reply) -> Reply {
+        assert_eq!(reply.status, 303, "a refusal redirects: {}", reply.text());
+        let to = reply.header("location").expect("a location").to_owned();
+        self.page(&to).await
     }
 
     async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Reply {
@@ -40,6 +62,9 @@ impl Browser {
             .uri(format!("{}{path}", self.http.url));
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
+        }
+        if let Some(address) = &self.address {
+            request = request.header("x-forwarded-for", address);
         }
         let body = match form {
             Some(form) => {
@@ -206,6 +231,7 @@ async fn whatever_a_visitor_types_is_rendered_escaped() {
         ))
         .await;
     let funds = browser.add_funds(hostile).await;
+    let funds = browser.follow(funds).await;
     assert!((400..500).contains(&funds.status), "{}", funds.text());
     let buy = browser
         .submit(
@@ -214,11 +240,13 @@ async fn whatever_a_visitor_types_is_rendered_escaped() {
             &[("symbol", hostile), ("amount", "10.00")],
         )
         .await;
+    let buy = browser.follow(buy).await;
     let login = {
         let mut visitor = Browser::new(app.client());
-        visitor
+        let refused = visitor
             .submit("/login", "/login", &[("user", hostile), ("password", "x")])
-            .await
+            .await;
+        visitor.follow(refused).await
     };
     assert_eq!(login.status, 401, "{}", login.text());
     for (what, reply) in [
@@ -463,8 +491,8 @@ async fn one_traders_session_and_tokens_never_reach_another_account() {
     let reply = alice.submit("/", "/logout", &[]).await;
     assert_eq!(reply.status, 303);
     let mut stale = Browser {
-        http: app.client(),
         cookie: old,
+        ..Browser::new(app.client())
     };
     let page = stale.page("/").await;
     assert_eq!(page.status, 303, "an ended session is sent to sign in");
@@ -472,34 +500,343 @@ async fn one_traders_session_and_tokens_never_reach_another_account() {
 }
 
 #[tokio::test]
-async fn wrong_passwords_are_refused_then_paused() {
+async fn wrong_passwords_slow_the_guesser_but_never_lock_the_owner_out() {
     let app = spawn_app();
     let user = unique("pw");
     Browser::new(app.client()).register(&user).await;
-    let mut guesser = Browser::new(app.client());
+    // A stranger guesses from one address; the owner signs in from another.
+    let mut stranger = Browser::at(app.client(), "203.0.113.9");
+    let mut owner = Browser::at(app.client(), "198.51.100.4");
+    async fn try_password(browser: &mut Browser, user: &str, password: &str) -> Reply {
+        let fields = [("user", user), ("password", password)];
+        let reply = browser.submit("/login", "/login", &fields).await;
+        if reply.status == 303 && reply.header("location") == Some("/") {
+            return reply;
+        }
+        // Refused: back to the sign-in page, the name kept, the password not.
+        let page = browser.follow(reply).await;
+        assert!(
+            page.text().contains("id=\"login-error\""),
+            "{}",
+            page.text()
+        );
+        assert!(page.text().contains(&format!("value=\"{user}\"")));
+        assert!(
+            !page.text().contains(password),
+            "a password is never shown back"
+        );
+        page
+    }
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let reply = guesser
-            .submit(
-                "/login",
-                "/login",
-                &[("user", &user), ("password", "wrong password")],
-            )
-            .await;
-        assert!(reply.text().contains("role=\"alert\"") || reply.text().contains("field-error"));
-        statuses.push(reply.status);
+        statuses.push(
+            try_password(&mut stranger, &user, "wrong password")
+                .await
+                .status,
+        );
     }
-    assert_eq!(statuses[..5], [401; 5]);
-    assert_eq!(statuses[5], 429, "the sixth failure in a row is paused");
-    // Even the right password waits out the pause.
-    let reply = guesser
+    // Three free failures; the fourth makes the next try wait 1 s, and the
+    // tries made while it runs are refused without being checked.
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+    let waiting = try_password(&mut owner, &user, PASSWORD).await;
+    assert_eq!(waiting.status, 429, "the name waits, from any address");
+    assert!(
+        waiting.text().contains("try again in 1 second."),
+        "{}",
+        waiting.text()
+    );
+    // The wait ends: no lock-out. Another failure doubles it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        try_password(&mut stranger, &user, "wrong again")
+            .await
+            .status,
+        401
+    );
+    let waiting = try_password(&mut owner, &user, PASSWORD).await;
+    assert!(
+        waiting.text().contains("try again in 2 seconds."),
+        "{}",
+        waiting.text()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let signed_in = try_password(&mut owner, &user, PASSWORD).await;
+    assert_eq!(
+        signed_in.status, 303,
+        "the owner signs in after a short wait"
+    );
+    // A success clears the name's failures: three free ones again.
+    let mut again = Browser::at(app.client(), "203.0.113.10");
+    for _ in 0..3 {
+        assert_eq!(try_password(&mut again, &user, "wrong").await.status, 401);
+    }
+
+    // One address guessing many names waits too, after ten free failures;
+    // another address is not slowed by it.
+    let mut sprayer = Browser::at(app.client(), "192.0.2.77");
+    let names: Vec<String> = (0..12).map(|n| format!("{user}-{n}")).collect();
+    let mut statuses = Vec::new();
+    for name in &names {
+        statuses.push(try_password(&mut sprayer, name, "guess").await.status);
+    }
+    assert_eq!(statuses[..11], [401; 11]);
+    assert_eq!(statuses[11], 429, "the address waits");
+    let mut elsewhere = Browser::at(app.client(), "192.0.2.78");
+    assert_eq!(
+        try_password(&mut elsewhere, &names[11], "guess")
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn signing_in_returns_only_to_pages_on_this_site() {
+    let app = spawn_app();
+    let user = unique("next");
+    let mut trader = Browser::new(app.client());
+    trader.register(&user).await;
+    trader.submit("/", "/logout", &[]).await;
+
+    // A protected page sends a visitor to sign in, carrying where they were.
+    let mut visitor = Browser::new(app.client());
+    let sent = visitor.page("/trade?symbol=ABC").await;
+    assert_eq!(sent.status, 303);
+    assert_eq!(
+        sent.header("location"),
+        Some("/login?next=%2Ftrade%3Fsymbol%3DABC")
+    );
+    let login = "/login?next=%2Ftrade%3Fsymbol%3DABC";
+    let fields = [("user", user.as_str()), ("password", PASSWORD)];
+    // A wrong password keeps the way back.
+    let refused = visitor
         .submit(
+            login,
             "/login",
-            "/login",
-            &[("user", &user), ("password", PASSWORD)],
+            &[("user", user.as_str()), ("password", "nope")],
         )
         .await;
-    assert_eq!(reply.status, 429);
+    assert_eq!(refused.header("location"), Some(login));
+    let back = visitor.submit(login, "/login", &fields).await;
+    assert_eq!(back.status, 303, "{}", back.text());
+    assert_eq!(back.header("location"), Some("/trade?symbol=ABC"));
+    assert!(
+        visitor
+            .page("/trade?symbol=ABC")
+            .await
+            .text()
+            .contains("value=\"ABC\"")
+    );
+
+    // Anything naming another site goes to the dashboard instead, whether
+    // in the sign-in page's link or posted straight to the form.
+    for evil in [
+        "//evil.example/",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/\t/evil.example",
+        "evil.example",
+    ] {
+        let query = serde_urlencoded::to_string([("next", evil)]).unwrap();
+        let mut visitor = Browser::new(app.client());
+        let page = visitor.page(&format!("/login?{query}")).await.text();
+        assert!(!page.contains("name=\"next\""), "{evil}: {page}");
+        let mut pairs = hidden_fields(&page, "/login");
+        pairs.extend([
+            ("user".to_owned(), user.clone()),
+            ("password".to_owned(), PASSWORD.to_owned()),
+            ("next".to_owned(), evil.to_owned()),
+        ]);
+        let signed_in = visitor.post("/login", &pairs).await;
+        assert_eq!(signed_in.status, 303, "{evil}: {}", signed_in.text());
+        assert_eq!(signed_in.header("location"), Some("/"), "{evil}");
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_link_gives_an_api_account_a_password_once() {
+    let app = spawn_app();
+    let user = unique("wl");
+    // A workload's user: made by a first ADD through the API, no password.
+    let added = app
+        .command(json!({"command": "ADD", "user": user, "amount": "10.00"}))
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text());
+    let mut supervisor = Browser::new(app.client());
+    let signed_in = supervisor
+        .submit(
+            "/admin/login",
+            "/admin/login",
+            &[("token", crate::helpers::TOKEN)],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+
+    // An unknown name is refused on the admin page.
+    let unknown = supervisor
+        .submit("/admin", "/admin/sign-in-links", &[("user", "nobody-here")])
+        .await;
+    let unknown = supervisor.follow(unknown).await;
+    assert_eq!(unknown.status, 422);
+    assert!(
+        unknown.text().contains("There is no account called"),
+        "{}",
+        unknown.text()
+    );
+
+    let issued = supervisor
+        .submit("/admin", "/admin/sign-in-links", &[("user", &user)])
+        .await;
+    assert_eq!(issued.status, 201, "{}", issued.text());
+    let html = issued.text();
+    let at = html.find("id=\"link\"").expect("the link is shown");
+    let link = attribute(&html[at..], "value").unwrap();
+    let path = link
+        .strip_prefix(&app.url)
+        .unwrap_or_else(|| panic!("the link names the site as it was reached: {link}"))
+        .to_owned();
+
+    // The trader sets a password with it and is signed in.
+    let mut trader = Browser::new(app.client());
+    let form = trader.page(&path).await;
+    assert_eq!(form.status, 200, "{}", form.text());
+    let short = trader
+        .submit(&path, &path, &[("password", "short"), ("confirm", "short")])
+        .await;
+    assert!(
+        trader
+            .follow(short)
+            .await
+            .text()
+            .contains("at least 8 characters")
+    );
+    let set = trader
+        .submit(
+            &path,
+            &path,
+            &[("password", PASSWORD), ("confirm", PASSWORD)],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.text());
+    let dashboard = trader.page("/").await;
+    assert!(
+        has_trader_menu(&dashboard.text(), &user),
+        "{}",
+        dashboard.text()
+    );
+
+    // Used: it answers 410, to a look and to a second use alike.
+    let mut other = Browser::new(app.client());
+    assert_eq!(other.page(&path).await.status, 410);
+    let again = other.page("/login").await.text();
+    let mut pairs = hidden_fields(&again, "/login");
+    pairs.extend([
+        ("password".to_owned(), "another password".to_owned()),
+        ("confirm".to_owned(), "another password".to_owned()),
+    ]);
+    let reused = other.post(&path, &pairs).await;
+    assert_eq!(reused.status, 410, "{}", reused.text());
+    assert!(reused.text().contains("no longer works"));
+    let made_up = other
+        .page(&format!("/sign-in-link/{}", "ab".repeat(32)))
+        .await;
+    assert_eq!(made_up.status, 410);
+
+    // The new password signs in, from anywhere.
+    let mut elsewhere = Browser::new(app.client());
+    let fields = [("user", user.as_str()), ("password", PASSWORD)];
+    let signed_in = elsewhere.submit("/login", "/login", &fields).await;
+    assert_eq!(
+        signed_in.header("location"),
+        Some("/"),
+        "{}",
+        signed_in.text()
+    );
+
+    // Changing it needs the current one, and ends the other sessions.
+    let wrong = trader
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current", "not it at all"),
+                ("password", "a new password"),
+                ("confirm", "a new password"),
+            ],
+        )
+        .await;
+    let wrong = trader.follow(wrong).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("not your current password"));
+    let changed = trader
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("password", "a new password"),
+                ("confirm", "a new password"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.text());
+    assert!(
+        trader
+            .page("/")
+            .await
+            .text()
+            .contains("other sessions are signed out")
+    );
+    let ended = elsewhere.page("/").await;
+    assert_eq!(ended.status, 303, "the other session is over");
+    let fields = [("user", user.as_str()), ("password", "a new password")];
+    let mut fresh = Browser::new(app.client());
+    let signed_in = fresh.submit("/login", "/login", &fields).await;
+    assert_eq!(
+        signed_in.header("location"),
+        Some("/"),
+        "{}",
+        signed_in.text()
+    );
+}
+
+/// Behind either balancer, the tokens page's example names the site as the
+/// trader reached it (host and port), and a sign-in counts against the
+/// client's address the balancer added, not one the client claimed.
+#[tokio::test]
+async fn pages_behind_a_balancer_name_the_site_and_the_client_as_it_sees_them() {
+    for lb in ["haproxy", "nginx"] {
+        let Some(cluster) = crate::local_cluster::LocalCluster::up(lb, 2, &[]) else {
+            return;
+        };
+        let mut browser = Browser::new((*cluster).clone());
+        browser.register(&unique("host")).await;
+        let created = browser
+            .submit("/tokens", "/tokens", &[("name", "curl")])
+            .await;
+        let text = created.text();
+        let site = format!("http://127.0.0.1:{}/api/v1/users/", cluster.port);
+        assert!(
+            text.contains(&site),
+            "{lb}: the example names {site}:\n{text}"
+        );
+        // A client that claims an address gets counted at its real one: a
+        // claimed address of its own does not reset its count.
+        let user = unique("xff");
+        let mut statuses = Vec::new();
+        for n in 0..12 {
+            let mut liar = Browser::at((*cluster).clone(), &format!("10.9.9.{n}"));
+            let fields = [("user", format!("{user}{n}")), ("password", "x".to_owned())];
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let refused = liar.submit("/login", "/login", &fields).await;
+            statuses.push(liar.follow(refused).await.status);
+        }
+        assert_eq!(statuses[..11], [401; 11], "{lb}");
+        assert_eq!(
+            statuses[11], 429,
+            "{lb}: counted at the address the balancer saw"
+        );
+    }
 }
 
 /// Makes a personal API token on `/tokens`; answers its secret and the
@@ -635,8 +972,8 @@ async fn every_api_route_checks_who_is_asking() {
     // A session the server does not know (expired, or made up) is no
     // session: pages send it to sign in, forms are refused.
     let mut stranger = Browser {
-        http: app.client(),
         cookie: Some(format!("dt_session={}", "ab".repeat(32))),
+        ..Browser::new(app.client())
     };
     let page = stranger.page("/").await;
     assert_eq!(

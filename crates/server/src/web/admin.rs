@@ -18,6 +18,7 @@ use crate::state::AppState;
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
+use crate::web::refused;
 use crate::web::session::Supervisor;
 use crate::web::templates::html;
 
@@ -45,6 +46,9 @@ struct AdminPage {
     users: Vec<UserRow>,
     next_after: Option<String>,
     first_page: bool,
+    /// The sign-in link form, as it was refused (if it was).
+    link_user: String,
+    link_error: Option<String>,
 }
 
 struct UserRow {
@@ -77,6 +81,7 @@ pub async fn page(
         .transpose()
         .map_err(|e| PageError::bad_request(e.to_string()))?;
     let chrome = Chrome::supervisor(&state, &supervisor).await;
+    let kept = refused::take(&state, &supervisor.session, "/admin").await;
     let reader = state.trading.reader();
     let database = match reader.ping().await {
         Ok(()) => (true, "answering".to_owned()),
@@ -120,8 +125,10 @@ pub async fn page(
             .flatten(),
         first_page: after.is_none(),
         users,
+        link_user: kept.as_ref().map(|k| k.get("user")).unwrap_or_default(),
+        link_error: kept.as_ref().and_then(|k| k.error_of("user")),
     };
-    html(StatusCode::OK, &page)
+    html(kept.map_or(StatusCode::OK, |k| k.status()), &page)
 }
 
 /// The totals of [`KEY_METRICS`] in Prometheus's text format.

@@ -20,6 +20,7 @@ use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::forms::{Field, FormState, Posted, parse_txn};
 use crate::web::page_cache::{self, trader_key};
+use crate::web::refused::{self, refuse_form};
 use crate::web::run::{Sent, act};
 use crate::web::session::Trader;
 use crate::web::templates::{Fragment, html};
@@ -56,7 +57,10 @@ struct Panels {
 }
 
 pub async fn page(State(state): State<AppState>, trader: Trader) -> Result<Response, PageError> {
-    render(&state, &trader, FormState::fresh(), StatusCode::OK).await
+    match refused::take(&state, &trader.session, "/").await {
+        Some(kept) => render(&state, &trader, kept.form_state(), kept.status()).await,
+        None => render(&state, &trader, FormState::fresh(), StatusCode::OK).await,
+    }
 }
 
 /// The trader's account as it stands now, and its version.
@@ -155,7 +159,8 @@ pub async fn add_funds(
     let amount = form.amount.trim();
     if amount.is_empty() {
         let funds = FormState::invalid("", "", Field::Amount, "Enter the amount to add.");
-        return render(&state, &trader, funds, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse_form(&state, &trader.session, "/", "funds", status, &funds).await;
     }
     let sent = Sent {
         name: CommandName::Add,
@@ -163,9 +168,5 @@ pub async fn add_funds(
         amount: Some(amount),
         txn,
     };
-    act(&state, &trader, sent, "/", |error| {
-        let funds = FormState::refused("", amount, &error);
-        render(&state, &trader, funds, error.status)
-    })
-    .await
+    act(&state, &trader, sent, "/", "funds").await
 }

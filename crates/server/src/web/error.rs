@@ -22,8 +22,10 @@ pub enum PageError {
         title: &'static str,
         message: String,
     },
-    /// Sent elsewhere: to sign in, or to where the caller belongs.
+    /// Sent elsewhere: to where the caller belongs.
     Redirect(&'static str),
+    /// Sent to sign in, to come back to this path (with its query).
+    SignIn(Option<String>),
 }
 
 impl PageError {
@@ -92,6 +94,9 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::Redirect(to) => Redirect::to(to).into_response(),
+            PageError::SignIn(next) => {
+                Redirect::to(&crate::web::return_to::sign_in_url(next.as_deref())).into_response()
+            }
             PageError::Page { status, .. } => {
                 let mut response = status.into_response();
                 response.extensions_mut().insert(self);

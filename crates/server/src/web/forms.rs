@@ -83,7 +83,7 @@ impl<T> Posted<T> {
                 },
                 self.form,
             )),
-            None => Err(PageError::Redirect("/login")),
+            None => Err(PageError::SignIn(None)),
         }
     }
 }
@@ -125,6 +125,24 @@ pub enum Field {
 }
 
 impl Field {
+    /// The name templates and kept forms call it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Symbol => "symbol",
+            Field::Amount => "amount",
+            Field::Form => "form",
+        }
+    }
+
+    /// The field called `name` (the whole form for any other name).
+    pub fn named(name: &str) -> Field {
+        match name {
+            "symbol" => Field::Symbol,
+            "amount" => Field::Amount,
+            _ => Field::Form,
+        }
+    }
+
     /// The field a refusal code is about.
     pub fn of(code: &str) -> Field {
         match code {
@@ -191,11 +209,7 @@ impl FormState {
 
     /// The message for `field` (templates call this).
     pub fn error_for(&self, field: &str) -> Option<&str> {
-        let wanted = match field {
-            "symbol" => Field::Symbol,
-            "amount" => Field::Amount,
-            _ => Field::Form,
-        };
+        let wanted = Field::named(field);
         self.error
             .as_ref()
             .filter(|(field, _)| *field == wanted)

@@ -12,15 +12,19 @@
 mod admin;
 mod assets;
 mod chrome;
+mod credentials;
 mod dashboard;
 mod error;
 mod format;
 mod forms;
 mod history;
 mod notifications;
+mod origin;
 mod page_cache;
 pub(crate) mod password;
 mod quotes;
+mod refused;
+mod return_to;
 mod run;
 mod session;
 mod sign_in;
@@ -72,6 +76,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/history/history.csv", get(history::download_csv))
         .route("/notifications", get(notifications::page))
         .route("/notifications/read", post(notifications::mark_read))
+        .route(
+            "/account/password",
+            get(credentials::change_page).post(credentials::change),
+        )
+        .route(
+            "/sign-in-link/{secret}",
+            get(credentials::link_page).post(credentials::use_link),
+        )
+        .route("/admin/sign-in-links", post(credentials::issue))
         .route("/tokens", get(tokens::page).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/admin", get(admin::page))

@@ -2,8 +2,6 @@
 //! API (so it is recorded in the audit log and idempotent by its
 //! transaction number), the same error mapping, the same metrics.
 
-use std::future::Future;
-
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::{CommandName, CommandRequest, Reply, UserId};
@@ -13,6 +11,8 @@ use crate::service::{CommandOutcome, ServiceError};
 use crate::state::AppState;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
+use crate::web::forms::FormState;
+use crate::web::refused::refuse_form;
 use crate::web::session::{Flash, Trader};
 
 /// Runs `name` for `user` under the form's transaction number: the reply
@@ -50,28 +50,30 @@ pub struct Sent<'a> {
     pub txn: i64,
 }
 
-/// Runs a form's command and answers as every form does: accepted, a
-/// redirect to `then` (so that reloading it sends nothing again) with what
-/// happened as a message there; refused, the form's page rendered again by
-/// `refused`, with the refusal next to what caused it.
-pub async fn act<R, Fut>(
+/// Runs a form's command and answers as every form does, with a redirect
+/// to the form's page `then` (so that reloading it sends nothing again):
+/// accepted, with what happened as a message there; refused, with the form
+/// (called `form` on its page) kept to be shown again, the refusal next to
+/// what caused it.
+pub async fn act(
     state: &AppState,
     trader: &Trader,
     sent: Sent<'_>,
     then: &'static str,
-    refused: R,
-) -> Result<Response, PageError>
-where
-    R: FnOnce(ApiError) -> Fut,
-    Fut: Future<Output = Result<Response, PageError>>,
-{
+    form: &str,
+) -> Result<Response, PageError> {
     match run(state, &trader.user, &sent).await {
         Ok((reply, replay)) => {
             let said = describe(sent.name, &reply, replay);
             trader.session.flash(state, Flash::success(said)).await;
             Ok(Redirect::to(then).into_response())
         }
-        Err(error) => refused(error).await,
+        Err(error) => {
+            let symbol = sent.symbol.unwrap_or_default();
+            let amount = sent.amount.unwrap_or_default();
+            let refused = FormState::refused(symbol, amount, &error);
+            refuse_form(state, &trader.session, then, form, error.status, &refused).await
+        }
     }
 }
 

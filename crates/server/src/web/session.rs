@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use engine::UserId;
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,16 @@ struct Stored {
     who: Who,
     /// Every form of the session carries it; see [`Session::csrf_matches`].
     csrf: String,
+    /// When it started (the server's clock, ms): a trader's sessions
+    /// started before their password changed are over
+    /// ([`Session::end_all_of`]).
+    #[serde(default)]
+    started_ms: i64,
+}
+
+/// The cache key of the moment before which `user`'s sessions are over.
+fn ended_before_key(user: &UserId) -> String {
+    format!("sessions-ended-before:{user}")
 }
 
 /// A live session.
@@ -114,13 +124,52 @@ impl Session {
             tracing::warn!(%error, "could not read a session");
             PageError::sessions_unavailable()
         })?;
-        Ok(stored
-            .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
-            .map(|stored| Session {
-                key,
-                who: stored.who,
-                csrf: stored.csrf,
-            }))
+        let Some(stored) = stored.and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
+        else {
+            return Ok(None);
+        };
+        if let Who::Trader(user) = &stored.who
+            && stored.started_ms < Self::ended_before(state, user).await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(Session {
+            key,
+            who: stored.who,
+            csrf: stored.csrf,
+        }))
+    }
+
+    /// The moment before which `user`'s sessions are over (0 when none
+    /// were ended).
+    async fn ended_before(state: &AppState, user: &UserId) -> Result<i64, PageError> {
+        let bytes = state
+            .cache
+            .get(&ended_before_key(user))
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "could not read when a trader's sessions ended");
+                PageError::sessions_unavailable()
+            })?;
+        Ok(bytes
+            .and_then(|bytes| std::str::from_utf8(&bytes).ok()?.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Ends every session of `user` started until now, on every instance
+    /// (their password changed): a session started afterwards, such as
+    /// the one the change goes on in, is unaffected. The mark lives as
+    /// long as a trader's session can, after which none it ends is left.
+    pub async fn end_all_of(state: &AppState, user: &UserId) -> Result<(), PageError> {
+        let now = (state.clock)().to_string();
+        state
+            .cache
+            .set(&ended_before_key(user), now.as_bytes(), TRADER_TTL)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "could not end a trader's sessions");
+                PageError::sessions_unavailable()
+            })
     }
 
     /// Starts a session for `who` with a new id and CSRF secret; the cookie
@@ -139,6 +188,7 @@ impl Session {
         let stored = Stored {
             who,
             csrf: generate_token(),
+            started_ms: (state.clock)(),
         };
         let key = key_of(&id);
         let bytes = serde_json::to_vec(&stored).expect("plain data serializes");
@@ -165,6 +215,12 @@ impl Session {
             tracing::warn!(%error, "could not delete a session's message");
         }
         cookie("; Max-Age=0", https)
+    }
+
+    /// The key it is cached under, which things kept for this session only
+    /// (a message, a refused form) are keyed by.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// The secret every form of this session carries.
@@ -248,13 +304,21 @@ impl FromRequestParts<AppState> for Trader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let session = Session::load(state, &parts.headers).await?;
+        // A page asked for comes back after signing in; a form does not
+        // (it was posted by a session that has ended).
+        let sign_in = || {
+            let next = (parts.method == Method::GET)
+                .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+                .flatten();
+            PageError::SignIn(next)
+        };
         match session {
             Some(session) => match session.who.clone() {
                 Who::Trader(user) => Ok(Trader { session, user }),
                 Who::Supervisor => Err(PageError::Redirect("/admin")),
-                Who::Visitor => Err(PageError::Redirect("/login")),
+                Who::Visitor => Err(sign_in()),
             },
-            None => Err(PageError::Redirect("/login")),
+            None => Err(sign_in()),
         }
     }
 }

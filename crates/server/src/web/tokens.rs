@@ -7,7 +7,7 @@ use store::{NewApiToken, Reads, Writes};
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -17,6 +17,8 @@ use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::format::utc;
 use crate::web::forms::{Empty, Posted, new_txn, parse_txn};
+use crate::web::origin::origin;
+use crate::web::refused::{self, Kept};
 use crate::web::session::{Flash, Trader};
 use crate::web::templates::html;
 
@@ -37,6 +39,8 @@ struct TokensPage {
     name_error: Option<String>,
     /// A token just made: its name and secret, shown this once.
     created: Option<(String, String)>,
+    /// The site's address as the trader reached it, for the example.
+    origin: Option<String>,
 }
 
 struct TokenRow {
@@ -46,8 +50,25 @@ struct TokenRow {
     revoked: Option<String>,
 }
 
-pub async fn page(State(state): State<AppState>, trader: Trader) -> Result<Response, PageError> {
-    render(&state, &trader, Shown::default(), StatusCode::OK).await
+const PAGE: &str = "/tokens";
+
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    trader: Trader,
+) -> Result<Response, PageError> {
+    let (shown, status) = match refused::take(&state, &trader.session, PAGE).await {
+        Some(kept) => {
+            let shown = Shown {
+                name: kept.get("name"),
+                name_error: kept.error_of("name"),
+                created: None,
+            };
+            (shown, kept.status())
+        }
+        None => (Shown::default(), StatusCode::OK),
+    };
+    render(&state, &headers, &trader, shown, status).await
 }
 
 /// What the page shows besides the list.
@@ -60,6 +81,7 @@ struct Shown {
 
 async fn render(
     state: &AppState,
+    headers: &HeaderMap,
     trader: &Trader,
     shown: Shown,
     status: StatusCode,
@@ -81,6 +103,7 @@ async fn render(
         name: shown.name,
         name_error: shown.name_error,
         created: shown.created,
+        origin: origin(headers),
     };
     html(status, &page)
 }
@@ -97,21 +120,23 @@ pub struct CreateForm {
 /// the secret must not wait anywhere for a next page).
 pub async fn create(
     State(state): State<AppState>,
+    headers: HeaderMap,
     posted: Posted<CreateForm>,
 ) -> Result<Response, PageError> {
     let (trader, form) = posted.trader()?;
     let txn = parse_txn(&form.txn)?;
     let name = form.name.trim().to_owned();
-    let refuse = |message: String| Shown {
-        name: name.clone(),
-        name_error: Some(message),
-        created: None,
+    let refuse = |status, message: String| {
+        let kept = Kept::new("create", status)
+            .value("name", &name)
+            .error("name", Some(message));
+        refused::refuse(&state, &trader.session, PAGE, PAGE, kept)
     };
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        let shown = refuse(format!(
+        let message = format!(
             "Name the token (1 to {MAX_NAME} characters), e.g. after the script that uses it."
-        ));
-        return render(&state, &trader, shown, StatusCode::UNPROCESSABLE_ENTITY).await;
+        );
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
     }
     let reader = state.trading.reader();
     let active = reader
@@ -121,10 +146,10 @@ pub async fn create(
         .filter(|t| t.revoked_ms.is_none())
         .count();
     if active >= MAX_ACTIVE {
-        let shown = refuse(format!(
+        let message = format!(
             "You have {MAX_ACTIVE} working tokens, the most there may be. Revoke one first."
-        ));
-        return render(&state, &trader, shown, StatusCode::CONFLICT).await;
+        );
+        return refuse(StatusCode::CONFLICT, message).await;
     }
     let first_time = state
         .cache
@@ -160,7 +185,7 @@ pub async fn create(
         name_error: None,
         created: Some((name, secret)),
     };
-    render(&state, &trader, shown, StatusCode::CREATED).await
+    render(&state, &headers, &trader, shown, StatusCode::CREATED).await
 }
 
 /// `POST /tokens/{id}/revoke`. Only the trader's own tokens can be

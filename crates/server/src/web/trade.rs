@@ -16,6 +16,7 @@ use crate::web::dashboard::account;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
 use crate::web::forms::{Field, FormState, Posted, parse_txn};
+use crate::web::refused::{self, refuse_form};
 use crate::web::run::{Sent, act};
 use crate::web::session::Trader;
 use crate::web::templates::html;
@@ -51,7 +52,20 @@ impl Forms {
             sell_decision: FormState::fresh(),
         }
     }
+
+    /// The slot of the form called `name` on the page.
+    fn named(&mut self, name: &str) -> Option<&mut FormState> {
+        match name {
+            "buy" => Some(&mut self.buy),
+            "sell" => Some(&mut self.sell),
+            "pending-buy" => Some(&mut self.buy_decision),
+            "pending-sell" => Some(&mut self.sell_decision),
+            _ => None,
+        }
+    }
 }
+
+const PAGE: &str = "/trade";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +84,15 @@ pub async fn page(
         .symbol
         .map(|s| s.trim().to_ascii_uppercase())
         .unwrap_or_default();
-    render(&state, &trader, Forms::fresh(&symbol), StatusCode::OK).await
+    let mut forms = Forms::fresh(&symbol);
+    let mut status = StatusCode::OK;
+    if let Some(kept) = refused::take(&state, &trader.session, PAGE).await
+        && let Some(slot) = forms.named(&kept.form)
+    {
+        *slot = kept.form_state();
+        status = kept.status();
+    }
+    render(&state, &trader, forms, status).await
 }
 
 async fn render(
@@ -128,17 +150,14 @@ async fn order(
     let txn = parse_txn(&form.txn)?;
     let symbol = form.symbol.trim();
     let amount = form.amount.trim();
-    let slot = |forms: &mut Forms, state: FormState| match name {
-        CommandName::Buy => forms.buy = state,
-        _ => forms.sell = state,
+    let slot = match name {
+        CommandName::Buy => "buy",
+        _ => "sell",
     };
     if let Some((field, message)) = missing(symbol, amount, "the amount of money to trade") {
-        let mut forms = Forms::fresh("");
-        slot(
-            &mut forms,
-            FormState::invalid(symbol, amount, field, &message),
-        );
-        return render(&state, &trader, forms, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let invalid = FormState::invalid(symbol, amount, field, &message);
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse_form(&state, &trader.session, PAGE, slot, status, &invalid).await;
     }
     let sent = Sent {
         name,
@@ -146,12 +165,7 @@ async fn order(
         amount: Some(amount),
         txn,
     };
-    act(&state, &trader, sent, "/trade", |error| {
-        let mut forms = Forms::fresh("");
-        slot(&mut forms, FormState::refused(symbol, amount, &error));
-        render(&state, &trader, forms, error.status)
-    })
-    .await
+    act(&state, &trader, sent, PAGE, slot).await
 }
 
 pub async fn buy(
@@ -204,17 +218,8 @@ async fn decide(
         amount: None,
         txn,
     };
-    act(&state, &trader, sent, "/trade", |error| {
-        let mut forms = Forms::fresh("");
-        let refused = FormState::refused("", "", &error);
-        if buy {
-            forms.buy_decision = refused;
-        } else {
-            forms.sell_decision = refused;
-        }
-        render(&state, &trader, forms, error.status)
-    })
-    .await
+    let slot = if buy { "pending-buy" } else { "pending-sell" };
+    act(&state, &trader, sent, PAGE, slot).await
 }
 
 pub async fn decide_buy(

@@ -9,13 +9,13 @@ use axum::response::Response;
 use engine::CommandName;
 use serde::Deserialize;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::chrome::Chrome;
 use crate::web::dashboard::account;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
-use crate::web::forms::{FormState, Posted, new_txn, parse_txn};
+use crate::web::forms::{Field, FormState, Posted, new_txn, parse_txn};
+use crate::web::refused::{self, refuse_form};
 use crate::web::run::{Sent, act};
 use crate::web::session::Trader;
 use crate::web::templates::html;
@@ -76,8 +76,23 @@ enum Refused {
     Row(Side, String, String, String),
 }
 
+const PAGE: &str = "/triggers";
+
 pub async fn page(State(state): State<AppState>, trader: Trader) -> Result<Response, PageError> {
-    render(&state, &trader, Refused::Nothing, StatusCode::OK).await
+    let Some(kept) = refused::take(&state, &trader.session, PAGE).await else {
+        return render(&state, &trader, Refused::Nothing, StatusCode::OK).await;
+    };
+    // Kept forms are called `amount:<side>`, `price:<side>` or
+    // `cancel:<side>`.
+    let (kind, side) = kept.form.split_once(':').unwrap_or_default();
+    let refused = match (kind, Side::parse(side)) {
+        ("amount", Ok(side)) => Refused::Amount(side, kept.form_state()),
+        ("price" | "cancel", Ok(side)) => {
+            Refused::Row(side, kept.get("symbol"), kept.get("amount"), kept.message())
+        }
+        _ => Refused::Nothing,
+    };
+    render(&state, &trader, refused, kept.status()).await
 }
 
 async fn render(
@@ -148,9 +163,11 @@ pub async fn set_amount(
     let (trader, form) = posted.trader()?;
     let txn = parse_txn(&form.txn)?;
     let (symbol, amount) = (form.symbol.trim(), form.amount.trim());
+    let slot = format!("amount:{}", side.as_str());
     if let Some((field, message)) = missing(symbol, amount, "an amount") {
-        let refused = Refused::Amount(side, FormState::invalid(symbol, amount, field, &message));
-        return render(&state, &trader, refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let invalid = FormState::invalid(symbol, amount, field, &message);
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse_form(&state, &trader.session, PAGE, &slot, status, &invalid).await;
     }
     let name = match side {
         Side::Buy => CommandName::SetBuyAmount,
@@ -162,11 +179,7 @@ pub async fn set_amount(
         amount: Some(amount),
         txn,
     };
-    act(&state, &trader, sent, "/triggers", |error| {
-        let refused = Refused::Amount(side, FormState::refused(symbol, amount, &error));
-        render(&state, &trader, refused, error.status)
-    })
-    .await
+    act(&state, &trader, sent, PAGE, &slot).await
 }
 
 #[derive(Deserialize)]
@@ -189,16 +202,16 @@ pub async fn set_price(
     let (trader, form) = posted.trader()?;
     let txn = parse_txn(&form.txn)?;
     let (symbol, price) = (form.symbol.trim(), form.price.trim());
-    let row_refusal = |message: String, status| {
-        let refused = Refused::Row(side, symbol.to_owned(), price.to_owned(), message);
-        render(&state, &trader, refused, status)
-    };
+    let slot = format!("price:{}", side.as_str());
     if price.is_empty() {
-        return row_refusal(
-            "Enter the price to trigger at.".to_owned(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        let invalid = FormState::invalid(
+            symbol,
+            price,
+            Field::Amount,
+            "Enter the price to trigger at.",
+        );
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return refuse_form(&state, &trader.session, PAGE, &slot, status, &invalid).await;
     }
     let name = match side {
         Side::Buy => CommandName::SetBuyTrigger,
@@ -210,10 +223,7 @@ pub async fn set_price(
         amount: Some(price),
         txn,
     };
-    act(&state, &trader, sent, "/triggers", |error: ApiError| {
-        row_refusal(error.message, error.status)
-    })
-    .await
+    act(&state, &trader, sent, PAGE, &slot).await
 }
 
 #[derive(Deserialize)]
@@ -244,11 +254,8 @@ pub async fn cancel(
         amount: None,
         txn,
     };
-    act(&state, &trader, sent, "/triggers", |error: ApiError| {
-        let refused = Refused::Row(side, symbol.to_owned(), String::new(), error.message);
-        render(&state, &trader, refused, error.status)
-    })
-    .await
+    let slot = format!("cancel:{}", side.as_str());
+    act(&state, &trader, sent, PAGE, &slot).await
 }
 
 #[cfg(test)]

@@ -273,6 +273,23 @@ impl Writes for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn set_password(
+        &self,
+        user: &UserId,
+        hash: String,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.db.check()?;
+        sqlx::query(crate::tokens::SET_PASSWORD)
+            .bind(user.as_str())
+            .bind(hash)
+            .bind(now_ms)
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| self.db.failed(e))?;
+        Ok(())
+    }
+
     fn writes_failing(&self) -> Option<String> {
         self.health.failing()
     }

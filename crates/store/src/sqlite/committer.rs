@@ -583,8 +583,16 @@ pub(super) fn change_token(tx: &Transaction<'_>, change: &TokenChange) -> Result
                 "UPDATE api_tokens SET revoked_ms = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_ms IS NULL",
             )?
             .execute(params![id, user.as_str(), now_ms])? as i64,
+        TokenChange::SetPassword { user, hash, now_ms } => tx
+            .prepare_cached(SET_PASSWORD)?
+            .execute(params![user.as_str(), hash, now_ms])?
+            as i64,
     })
 }
+
+/// Sets a password, the first or a new one (the same text on both back
+/// ends).
+const SET_PASSWORD: &str = crate::tokens::SET_PASSWORD;
 
 /// Writes this instance's probe row: a write that changes nothing anyone
 /// reads, to learn whether writes go through again.

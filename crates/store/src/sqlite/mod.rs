@@ -184,6 +184,20 @@ impl Writes for SqliteStore {
         Ok(self.change_token(change).await? > 0)
     }
 
+    async fn set_password(
+        &self,
+        user: &UserId,
+        hash: String,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let change = TokenChange::SetPassword {
+            user: user.clone(),
+            hash,
+            now_ms,
+        };
+        self.change_token(change).await.map(|_| ())
+    }
+
     fn writes_failing(&self) -> Option<String> {
         self.health.failing()
     }

@@ -14,6 +14,7 @@ use crate::fixture::{Fixture, add, assert_valid_xml, bare, dump, on_both_back_en
 on_both_back_ends!(
     registering_creates_an_empty_account_with_its_password,
     a_taken_user_id_cannot_be_registered,
+    a_password_is_given_or_changed,
     api_tokens_act_for_their_user_until_revoked,
     history_pages_go_back_in_time,
     marking_notifications_read_bumps_the_version,
@@ -119,6 +120,37 @@ async fn a_taken_user_id_cannot_be_registered(f: Fixture) {
     );
     let history = f.reader().history(&user("carol"), 10).await.unwrap();
     assert_eq!(history.len(), 1, "the refusal wrote no row: {history:?}");
+}
+
+async fn a_password_is_given_or_changed(f: Fixture) {
+    // An account made by a first ADD has no password until it is given one.
+    f.store.submit(add("dave", 1, "10.00")).await.unwrap();
+    f.store
+        .set_password(&user("dave"), "phc-first".into(), 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.reader().password_hash(&user("dave")).await.unwrap(),
+        Some("phc-first".to_owned())
+    );
+    // A registered trader's password is replaced, not added to.
+    f.store
+        .submit(register("erin", 9, "phc-old"))
+        .await
+        .unwrap();
+    f.store
+        .set_password(&user("erin"), "phc-new".into(), 6)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.reader().password_hash(&user("erin")).await.unwrap(),
+        Some("phc-new".to_owned())
+    );
+    assert_eq!(
+        f.reader().password_hash(&user("dave")).await.unwrap(),
+        Some("phc-first".to_owned()),
+        "another user's password is untouched"
+    );
 }
 
 fn token(who: &str, name: &str, byte: u8, created_ms: i64) -> NewApiToken {
