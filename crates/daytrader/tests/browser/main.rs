@@ -23,6 +23,7 @@ mod local_cluster;
 mod browser;
 mod failures;
 mod journey;
+mod live;
 mod supervisor;
 
 use crate::browser::run;
@@ -43,17 +44,25 @@ async fn traders_use_the_web_pages_through_the_balancer() {
     };
     let base = format!("http://127.0.0.1:{}", cluster.port);
     let token = cluster.token().to_owned();
-    let (journey, refusals, supervisor) = tokio::join!(
+    let instances = live::Instances {
+        web1: format!("http://127.0.0.1:{}", cluster.port + 1),
+        web2: format!("http://127.0.0.1:{}", cluster.port + 2),
+    };
+    let (journey, refusals, supervisor, live) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
             supervisor::supervisor(browser, &token).await
+        }),
+        run("live", &base, async |browser| {
+            live::live(browser, &instances).await
         }),
     );
     for (scenario, outcome) in [
         ("journey", journey),
         ("refusals", refusals),
         ("supervisor", supervisor),
+        ("live", live),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");
