@@ -6,6 +6,7 @@
 //! [`CommandOutcome`] that each door only renders.
 
 mod dumplog;
+pub mod events;
 mod outcome;
 mod triggers;
 
@@ -14,6 +15,7 @@ use quotes::{Origin, Quote, QuoteCache, QuoteClient, QuoteError, QuoteLoader, Sh
 use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Reads, Store, StoreError, Work, Writes};
 
 pub use self::dumplog::{Dump, dump_log};
+pub use self::events::Publisher;
 pub use self::outcome::CommandOutcome;
 pub use self::triggers::spawn_trigger_engine;
 
@@ -56,16 +58,37 @@ pub struct Trading {
     store: Store,
     reader: Reader,
     quotes: QuoteCache<Loader>,
+    events: Publisher,
 }
 
 impl Trading {
-    pub fn new(store: Store, quotes: QuoteCache<Loader>) -> Trading {
+    /// The service over `store`, publishing what happens on `bus`.
+    pub fn new(store: Store, quotes: QuoteCache<Loader>, bus: cache::EventBus) -> Trading {
         let reader = store.reader();
         Trading {
+            events: Publisher::new(bus, reader.clone()),
             store,
             reader,
             quotes,
         }
+    }
+
+    /// What the live event streams are told.
+    pub fn events(&self) -> &Publisher {
+        &self.events
+    }
+
+    /// Every store submission of the service goes through here, so that
+    /// the live event streams hear of every committed step, whatever job it
+    /// was (a command, a price firing triggers, any later kind): what to
+    /// publish is derived from what the store answered.
+    async fn submit(&self, job: Job) -> Result<Done, StoreError> {
+        let user = job.user.clone();
+        let done = self.store.submit(job).await?;
+        if let Some(user) = &user {
+            self.events.published(user, &done);
+        }
+        Ok(done)
     }
 
     pub fn store(&self) -> &Store {
@@ -100,7 +123,7 @@ impl Trading {
             idem_key,
             work: Work::Command { request, quote },
         };
-        let done = self.store.submit(job).await?;
+        let done = self.submit(job).await?;
         let outcome = CommandOutcome::of(name, user, done)?;
         outcome.count();
         Ok(outcome)
@@ -120,7 +143,7 @@ impl Trading {
             idem_key: Some(txn),
             work: Work::Register { password_hash },
         };
-        Ok(self.store.submit(job).await?)
+        Ok(self.submit(job).await?)
     }
 
     /// The current price of `symbol` for a read that is not a command. A
@@ -138,7 +161,7 @@ impl Trading {
                 idem_key: None,
                 work: Work::Quote(fetch_record(fetched)),
             };
-            self.store.submit(job).await?;
+            self.submit(job).await?;
         }
         Ok(quote)
     }
@@ -152,7 +175,7 @@ impl Trading {
             .users_with_firing_triggers(symbol, price)
             .await?;
         let jobs = users.into_iter().map(|user| {
-            self.store.submit(Job {
+            self.submit(Job {
                 user: Some(user),
                 idem_key: None,
                 work: Work::Price { symbol, price },
@@ -166,6 +189,20 @@ impl Trading {
             metrics::counter!("triggers_fired_total").increment(fired as u64);
         }
         Ok(fired)
+    }
+
+    /// A new price of `symbol` was fetched: the streams watching the symbol
+    /// hear of it.
+    pub fn announce_price(&self, symbol: Symbol, price: Money) {
+        let at = self.quotes.peek(symbol).map_or_else(
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis() as i64)
+            },
+            |quote| quote.fetched_at_ms,
+        );
+        self.events.quote(symbol, price, at);
     }
 
     /// Fetches (through the cache) the price of every symbol with an armed

@@ -24,7 +24,7 @@ mod page_cache;
 pub(crate) mod password;
 mod quotes;
 mod run;
-mod session;
+pub(crate) mod session;
 mod sign_in;
 mod templates;
 mod throttle;
