@@ -48,6 +48,18 @@ impl PendingOrder {
 }
 
 impl Account {
+    /// When the next of the account's pending orders runs out (`None` with
+    /// none pending): what the store keeps beside the account, so that the
+    /// expiry task finds the accounts with orders due without reading all
+    /// of them.
+    pub fn next_expiry_ms(&self) -> Option<i64> {
+        self.pending_buys
+            .iter()
+            .chain(&self.pending_sells)
+            .map(PendingOrder::expires_at_ms)
+            .min()
+    }
+
     pub(crate) fn buy(
         &mut self,
         symbol: Symbol,

@@ -97,6 +97,10 @@ impl Trader {
         self.account.as_ref().expect("account exists")
     }
 
+    fn acct_mut(&mut self) -> &mut Account {
+        self.account.as_mut().expect("account exists")
+    }
+
     fn cash(&self) -> Money {
         self.acct().cash()
     }
@@ -368,6 +372,28 @@ fn a_pending_sell_expires_and_its_shares_come_back() {
         RejectCode::NoPendingSell
     );
     assert_eq!(t.acct().shares(s("ABC")), 3);
+}
+
+#[test]
+fn the_next_expiry_is_the_earliest_pending_order_s() {
+    let mut t = Trader::funded("1000.00");
+    t.own("ABC", 10);
+    assert_eq!(t.acct().next_expiry_ms(), None, "nothing pending");
+    let placed = t.now;
+    t.ok(sell(s("ABC"), "30.00"));
+    t.now += 5_000;
+    t.ok(buy(s("XYZ"), "50.00"));
+    assert_eq!(
+        t.acct().next_expiry_ms(),
+        Some(placed + PENDING_TTL_MS),
+        "the older order, a sell, runs out first"
+    );
+    t.ok(Command::CancelSell);
+    assert_eq!(t.acct().next_expiry_ms(), Some(t.now + PENDING_TTL_MS));
+    t.now += PENDING_TTL_MS;
+    let now = t.now;
+    t.acct_mut().expire(now, &mut Vec::new());
+    assert_eq!(t.acct().next_expiry_ms(), None, "expired orders are gone");
 }
 
 #[test]

@@ -138,6 +138,22 @@ impl Auditor {
                     &events,
                 );
             }
+            Record::Expired { events: recorded } => {
+                match account.as_mut() {
+                    Some(account) => account.expire(row.ts_ms, &mut events),
+                    None => self.differences.push(format!(
+                        "{}: an order expired for a user who does not exist",
+                        where_("EXPIRY")
+                    )),
+                }
+                compare(
+                    &mut self.differences,
+                    &where_("EXPIRY"),
+                    "events",
+                    recorded,
+                    &events,
+                );
+            }
             Record::Registered => match account {
                 Some(_) => self.differences.push(format!(
                     "{}: a registration of a user who already exists",

@@ -89,6 +89,16 @@ pub trait Reads: Clone + Send + Sync + 'static {
     /// Every symbol with an armed trigger.
     fn armed_symbols(&self) -> impl Future<Output = Result<Vec<Symbol>, StoreError>> + Send;
 
+    /// Up to `limit` users with a pending order that runs out at `now_ms`
+    /// or before, the longest due first: what the expiry task expires.
+    /// Read through an index on each account's next expiry, never by
+    /// scanning the accounts.
+    fn users_with_orders_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UserId>, StoreError>> + Send;
+
     /// The XML audit log up to row `upto_seq`, of one user or of everyone:
     /// read a page at a time and sent in chunks through a small channel,
     /// so memory stays flat whatever the log's size, and a client that
@@ -235,6 +245,7 @@ dispatch! {
         async fn api_token_user(hash: TokenHash) -> Result<Option<UserId>, StoreError>;
         async fn users_with_firing_triggers(symbol: Symbol, price: Money) -> Result<Vec<UserId>, StoreError>;
         async fn armed_symbols() -> Result<Vec<Symbol>, StoreError>;
+        async fn users_with_orders_due(now_ms: i64, limit: usize) -> Result<Vec<UserId>, StoreError>;
         async fn log_page(after_seq: i64, limit: usize) -> Result<Vec<LogRow>, StoreError>;
         async fn accounts_page(after_user: Option<&UserId>, limit: usize) -> Result<Vec<(UserId, LoadedAccount)>, StoreError>;
         async fn notifications(user: &UserId, before_id: Option<i64>, limit: usize) -> Result<Vec<Notification>, StoreError>;

@@ -53,6 +53,12 @@ pub enum Work {
         /// password itself.
         password_hash: String,
     },
+    /// Expire the user's pending orders that are due, without a command of
+    /// theirs: the orders that ran out first, stamped at the moment they
+    /// did (a later job takes any due after them). Writes nothing when
+    /// nothing is due, as when a command of the user's expired the orders
+    /// first.
+    Expire,
 }
 
 /// What a job came to.
@@ -264,6 +270,10 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
                 ))
             }
             Work::Register { password_hash } => self.register(job, password_hash),
+            Work::Expire => {
+                let user = job.user.as_ref().ok_or(JobError::MissingUser("expiry"))?;
+                Ok(self.expire(user))
+            }
         }
     }
 
@@ -438,6 +448,39 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         }
     }
 
+    /// Expires the user's orders that ran out first, if that was by now,
+    /// in a row stamped at that moment.
+    fn expire(&mut self, user: &UserId) -> Done {
+        let mut events = Vec::new();
+        if let Some(slot) = self.slots.get_mut(user)
+            && let Some(account) = slot.account.as_mut()
+            && let Some(due_ms) = account.next_expiry_ms().filter(|due| *due <= self.now_ms)
+        {
+            account.expire(due_ms, &mut events);
+            slot.touched = true;
+            let seq = (self.next_seq)();
+            // Recorded against the command that placed the order.
+            let txn = events
+                .first()
+                .map_or_else(|| transaction_num::system_chosen(seq), |e| e.txn);
+            return self.push_at(
+                due_ms,
+                seq,
+                Some(user.clone()),
+                txn,
+                None,
+                Record::Expired { events },
+            );
+        }
+        Done {
+            seq: None,
+            txn: 0,
+            ts_ms: self.now_ms,
+            record: Record::Expired { events },
+            duplicate: false,
+        }
+    }
+
     fn push(
         &mut self,
         seq: i64,
@@ -446,19 +489,32 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         idem_key: Option<i64>,
         record: Record,
     ) -> Done {
+        self.push_at(self.now_ms, seq, user, txn, idem_key, record)
+    }
+
+    /// Records a step that happened at `ts_ms`: the batch's time, except
+    /// for an expiry, which is stamped when the orders ran out.
+    fn push_at(
+        &mut self,
+        ts_ms: i64,
+        seq: i64,
+        user: Option<UserId>,
+        txn: i64,
+        idem_key: Option<i64>,
+        record: Record,
+    ) -> Done {
         if let Some(user) = &user {
-            let now_ms = self.now_ms;
             self.notifications.extend(
                 record
                     .events()
                     .iter()
-                    .filter_map(|event| NewNotification::for_event(user, event, now_ms)),
+                    .filter_map(|event| NewNotification::for_event(user, event, ts_ms)),
             );
         }
         self.rows.push(NewRow {
             row: LogRow {
                 seq,
-                ts_ms: self.now_ms,
+                ts_ms,
                 server: self.server.to_owned(),
                 user,
                 txn,
@@ -469,7 +525,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         Done {
             seq: Some(seq),
             txn,
-            ts_ms: self.now_ms,
+            ts_ms,
             record,
             duplicate: false,
         }
@@ -574,6 +630,120 @@ mod tests {
         );
         assert_eq!(applied.rows.len() as i64, taken);
         assert!(applied.accounts.iter().all(AccountWrite::is_new));
+    }
+
+    fn expire_job() -> Job {
+        Job {
+            user: Some(user()),
+            idem_key: None,
+            work: Work::Expire,
+        }
+    }
+
+    /// Runs `jobs` at `now_ms` on the accounts an earlier batch wrote.
+    fn run_after(earlier: &Applied, jobs: &[Job], now_ms: i64) -> Applied {
+        let accounts = earlier
+            .accounts
+            .iter()
+            .map(|write| {
+                let loaded = LoadedAccount {
+                    account: write.account.clone(),
+                    version: write.version,
+                };
+                (write.user.clone(), loaded)
+            })
+            .collect();
+        let mut seq = 100;
+        apply(jobs, accounts, HashMap::new(), now_ms, "t", || {
+            seq += 1;
+            seq
+        })
+    }
+
+    #[test]
+    fn an_expiry_job_expires_what_is_due_stamped_when_it_ran_out() {
+        // A BUY placed at 1 s: just before it runs out the job writes
+        // nothing; 2.5 s after, it expires it, stamped when it ran out.
+        let (placed, _) = run(&[
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::Buy, Some("ABC"), Some("50.00")),
+        ]);
+        let due_ms = 1_000 + engine::PENDING_TTL_MS;
+        assert_eq!(placed.accounts[0].account.next_expiry_ms(), Some(due_ms));
+
+        let early = run_after(&placed, &[expire_job()], due_ms - 1);
+        assert!(early.rows.is_empty() && early.accounts.is_empty());
+        assert_eq!(early.results[0].as_ref().unwrap().seq, None);
+
+        let expired = run_after(&placed, &[expire_job()], due_ms + 2_500);
+        let done = expired.results[0].as_ref().unwrap();
+        assert_eq!((done.seq, done.txn, done.ts_ms), (Some(101), 2, due_ms));
+        assert_eq!(expired.rows.len(), 1);
+        assert_eq!(expired.rows[0].row.ts_ms, due_ms, "stamped at the expiry");
+        let Record::Expired { events } = &expired.rows[0].row.record else {
+            panic!("{:?}", expired.rows[0].row.record)
+        };
+        assert!(matches!(
+            events.as_slice(),
+            [
+                engine::Event {
+                    txn: 2,
+                    kind: EventKind::Funds { .. }
+                },
+                engine::Event {
+                    txn: 2,
+                    kind: EventKind::BuyExpired { shares: 5, .. }
+                }
+            ]
+        ));
+        let note = &expired.notifications[..];
+        assert_eq!(note.len(), 1, "{note:?}");
+        assert_eq!(
+            (note[0].kind, note[0].created_ms, note[0].txn),
+            (NotificationKind::OrderExpired, due_ms, 2)
+        );
+        let account = &expired.accounts[0];
+        assert_eq!(account.version, placed.accounts[0].version + 1);
+        assert_eq!(
+            (account.account.cash(), account.account.reserved_cash()),
+            (Money::from_cents(10_000), Money::ZERO),
+            "the reserve came back"
+        );
+        assert_eq!(account.account.next_expiry_ms(), None);
+    }
+
+    #[test]
+    fn an_expiry_job_after_a_command_that_expired_the_order_writes_nothing() {
+        let (placed, _) = run(&[
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::Buy, Some("ABC"), Some("50.00")),
+        ]);
+        // The user's command in the same batch, just before the job,
+        // expired the order on its own.
+        let later = 1_000 + engine::PENDING_TTL_MS + 10;
+        let applied = run_after(
+            &placed,
+            &[
+                command(3, CommandName::DisplaySummary, None, None),
+                expire_job(),
+            ],
+            later,
+        );
+        assert_eq!(applied.rows.len(), 1, "only the command's row");
+        assert_eq!(applied.results[1].as_ref().unwrap().seq, None);
+        assert_eq!(applied.notifications.len(), 1, "the command's expiry");
+        // Without an account, and without a user, nothing either.
+        let (nobody, taken) = run(&[expire_job()]);
+        assert_eq!((nobody.rows.len(), taken), (0, 0));
+        let (no_user, _) = run(&[Job {
+            user: None,
+            ..expire_job()
+        }]);
+        assert_eq!(
+            no_user.results[0],
+            Err(JobError::MissingUser("expiry")),
+            "an expiry is always a user's"
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! entries, to answer a retried command with its first outcome, and to
 //! replay the engine for an audit.
 
-use engine::{CommandName, CommandRequest, Event, Money, Rejection, Reply, Symbol, UserId};
+use engine::{
+    CommandName, CommandRequest, Event, EventKind, Money, Rejection, Reply, Symbol, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 /// A reply actually fetched from the quote service (each costs 5 cents).
@@ -74,6 +76,10 @@ pub enum Record {
     /// being with their credentials. The course's log format has no entry
     /// for it, so it renders none; the audit replays it.
     Registered,
+    /// The expiry task released the user's pending orders that ran out at
+    /// the row's time (their expiry time, not when the task ran), with no
+    /// command of the user's.
+    Expired { events: Vec<Event> },
 }
 
 /// The first byte of every stored record: the encoding's version, so that a
@@ -105,7 +111,9 @@ impl Record {
 
     pub fn events(&self) -> &[Event] {
         match self {
-            Record::Command { events, .. } | Record::Price { events, .. } => events,
+            Record::Command { events, .. }
+            | Record::Price { events, .. }
+            | Record::Expired { events } => events,
             Record::Quote(_) | Record::Registered => &[],
         }
     }
@@ -201,6 +209,16 @@ impl LogRow {
                 None,
                 &Ok(Reply::DumpLog(engine::Empty {})),
             )),
+            Record::Expired { events } => Some(item(
+                "EXPIRY".to_owned(),
+                events.iter().find_map(|event| match event.kind {
+                    EventKind::BuyExpired { symbol, .. }
+                    | EventKind::SellExpired { symbol, .. } => Some(symbol),
+                    _ => None,
+                }),
+                None,
+                &Ok(Reply::DumpLog(engine::Empty {})),
+            )),
             Record::Quote(_) => None,
         }
     }
@@ -217,7 +235,7 @@ impl LogRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::{EventKind, FundsAction, RejectCode};
+    use engine::{FundsAction, RejectCode};
 
     fn sample() -> Record {
         Record::Command {

@@ -65,7 +65,9 @@ pub fn render_row(row: &LogRow, out: &mut String) {
                 error_event(out, &common, row.txn, &args, rejection);
             }
         }
-        Record::Price { events, .. } => render_events(out, &common, user, events),
+        Record::Price { events, .. } | Record::Expired { events } => {
+            render_events(out, &common, user, events)
+        }
         Record::Quote(fetch) => quote_server(out, &common, row.txn, fetch),
         // The course's format has no entry for a registration (no command,
         // no money moved): it is in the log for the audit, not the dump.

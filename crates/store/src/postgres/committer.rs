@@ -389,6 +389,7 @@ type PgQuery<'q, O> = sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::post
 /// than deadlock.
 struct LogArrays<'a> {
     seq: Vec<i64>,
+    ts_ms: Vec<i64>,
     user: Vec<&'a str>,
     txn: Vec<i64>,
     idem_key: Vec<Option<i64>>,
@@ -396,13 +397,15 @@ struct LogArrays<'a> {
 }
 
 impl<'a> LogArrays<'a> {
-    const TYPES: &'static [&'static str] = &["int8[]", "text[]", "int8[]", "int8[]", "bytea[]"];
+    const TYPES: &'static [&'static str] =
+        &["int8[]", "int8[]", "text[]", "int8[]", "int8[]", "bytea[]"];
 
     fn of(applied: &'a Applied) -> LogArrays<'a> {
         let mut rows: Vec<_> = applied.rows.iter().collect();
         rows.sort_by_key(|&r| (user_column(r.row.user.as_ref()), r.idem_key));
         LogArrays {
             seq: rows.iter().map(|r| r.row.seq).collect(),
+            ts_ms: rows.iter().map(|r| r.row.ts_ms).collect(),
             user: rows
                 .iter()
                 .map(|r| user_column(r.row.user.as_ref()))
@@ -416,6 +419,7 @@ impl<'a> LogArrays<'a> {
     fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
         query
             .bind(&self.seq)
+            .bind(&self.ts_ms)
             .bind(&self.user)
             .bind(&self.txn)
             .bind(&self.idem_key)
@@ -428,21 +432,27 @@ struct AccountArrays<'a> {
     user: Vec<&'a str>,
     state: Vec<Vec<u8>>,
     version: Vec<i64>,
+    expires_ms: Vec<Option<i64>>,
 }
 
 impl<'a> AccountArrays<'a> {
-    const TYPES: &'static [&'static str] = &["text[]", "bytea[]", "int8[]"];
+    const TYPES: &'static [&'static str] = &["text[]", "bytea[]", "int8[]", "int8[]"];
 
     fn of(writes: &[&'a batch::AccountWrite]) -> AccountArrays<'a> {
         AccountArrays {
             user: writes.iter().map(|w| w.user.as_str()).collect(),
             state: writes.iter().map(|w| encode_account(&w.account)).collect(),
             version: writes.iter().map(|w| w.version).collect(),
+            expires_ms: writes.iter().map(|w| w.account.next_expiry_ms()).collect(),
         }
     }
 
     fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
-        query.bind(&self.user).bind(&self.state).bind(&self.version)
+        query
+            .bind(&self.user)
+            .bind(&self.state)
+            .bind(&self.version)
+            .bind(&self.expires_ms)
     }
 }
 
@@ -602,16 +612,17 @@ static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         "
 WITH logged AS (
     INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body)
-    SELECT seq, {now_ms}, {server}, user_id, txn, idem_key, body
-    FROM unnest({log}) AS r(seq, user_id, txn, idem_key, body)
+    SELECT seq, ts_ms, {server}, user_id, txn, idem_key, body
+    FROM unnest({log}) AS r(seq, ts_ms, user_id, txn, idem_key, body)
 ), changed AS (
-    UPDATE accounts AS a SET state = c.state, version = c.version, updated_ms = {now_ms}
-    FROM unnest({changed}) AS c(user_id, state, version)
+    UPDATE accounts AS a SET state = c.state, version = c.version, updated_ms = {now_ms},
+                             expires_ms = c.expires_ms
+    FROM unnest({changed}) AS c(user_id, state, version, expires_ms)
     WHERE a.user_id = c.user_id
 ), created AS (
-    INSERT INTO accounts (user_id, state, version, updated_ms)
-    SELECT user_id, state, version, {now_ms}
-    FROM unnest({created}) AS n(user_id, state, version)
+    INSERT INTO accounts (user_id, state, version, updated_ms, expires_ms)
+    SELECT user_id, state, version, {now_ms}, expires_ms
+    FROM unnest({created}) AS n(user_id, state, version, expires_ms)
     ON CONFLICT (user_id) DO NOTHING
     RETURNING 1
 ), armed AS (

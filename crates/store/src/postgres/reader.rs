@@ -187,6 +187,26 @@ impl Reads for PgReader {
             .collect()
     }
 
+    async fn users_with_orders_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT user_id FROM accounts WHERE expires_ms IS NOT NULL AND expires_ms <= $1
+                     ORDER BY expires_ms LIMIT $2",
+                )
+                .bind(now_ms)
+                .bind(limit as i64),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| parse_user(row.try_get("user_id")?))
+            .collect()
+    }
+
     async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
         let rows = self
             .fetch_all(sqlx::query(

@@ -94,6 +94,13 @@ const MIGRATIONS: &[&str] = &[
         at_ms    BIGINT NOT NULL
     );
     "#,
+    // Expiry: when each account's next pending order runs out (NULL with
+    // none pending), written with the account, so that the expiry task
+    // finds the accounts with orders due through the index alone.
+    r#"
+    ALTER TABLE accounts ADD COLUMN expires_ms BIGINT;
+    CREATE INDEX accounts_by_expiry ON accounts (expires_ms) WHERE expires_ms IS NOT NULL;
+    "#,
 ];
 
 /// Brings the database up to the current schema, waiting for any other

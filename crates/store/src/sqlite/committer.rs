@@ -484,9 +484,9 @@ pub(super) fn write(
         ])?;
     }
     let mut save = tx.prepare_cached(
-        "INSERT INTO accounts (user_id, state, version, updated_ms) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO accounts (user_id, state, version, updated_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, version = excluded.version,
-         updated_ms = excluded.updated_ms",
+         updated_ms = excluded.updated_ms, expires_ms = excluded.expires_ms",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM armed_triggers WHERE user_id = ?1")?;
     let mut arm = tx.prepare_cached(
@@ -494,7 +494,13 @@ pub(super) fn write(
     )?;
     for write in &applied.accounts {
         let state = encode_account(&write.account);
-        save.execute(params![write.user.as_str(), state, write.version, now_ms])?;
+        save.execute(params![
+            write.user.as_str(),
+            state,
+            write.version,
+            now_ms,
+            write.account.next_expiry_ms()
+        ])?;
         if let Some(triggers) = &write.triggers {
             clear.execute([write.user.as_str()])?;
             for trigger in triggers {

@@ -227,6 +227,24 @@ impl Reads for SqliteReader {
         .await
     }
 
+    async fn users_with_orders_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UserId>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id FROM accounts WHERE expires_ms IS NOT NULL AND expires_ms <= ?1
+                 ORDER BY expires_ms LIMIT ?2",
+            )?;
+            let users = stmt.query_map(params![now_ms, limit as i64], |r| r.get::<_, String>(0))?;
+            users
+                .map(|u| parse_user(&u?))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+    }
+
     async fn armed_symbols(&self) -> Result<Vec<Symbol>, StoreError> {
         self.read(|conn| {
             let mut stmt =

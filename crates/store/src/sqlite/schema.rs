@@ -83,6 +83,13 @@ const MIGRATIONS: &[&str] = &[
         at_ms    INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Expiry: when each account's next pending order runs out (NULL with
+    // none pending), written with the account, so that the expiry task
+    // finds the accounts with orders due through the index alone.
+    "
+    ALTER TABLE accounts ADD COLUMN expires_ms INTEGER;
+    CREATE INDEX accounts_by_expiry ON accounts (expires_ms) WHERE expires_ms IS NOT NULL;
+    ",
 ];
 
 /// Brings the database up to the current schema.

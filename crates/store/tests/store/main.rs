@@ -8,6 +8,7 @@ mod fixture;
 
 mod accounts;
 mod commands;
+mod expiry;
 mod log;
 mod notifications;
 mod postgres;
