@@ -27,7 +27,7 @@ use crate::auth::Auth;
 use crate::body_deadline::DeadlineBody;
 use crate::error::ApiError;
 use crate::respond::MAX_BODY;
-use crate::service::{Loader, Trading, spawn_trigger_engine};
+use crate::service::{Loader, Trading, spawn_expiry_task, spawn_trigger_engine};
 use crate::settings::{Database, Settings};
 use crate::shutdown::{self, Shutdown};
 use crate::state::AppState;
@@ -189,6 +189,8 @@ pub struct Running {
     trigger: shutdown::Trigger,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     triggers: tokio::task::JoinHandle<()>,
+    /// The expiry task, when this process does the lead's work.
+    expiry: Option<tokio::task::JoinHandle<()>>,
     trading: Arc<Trading>,
 }
 
@@ -318,13 +320,16 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         instance_id: Arc::from(settings.instance_id.as_str()),
         metrics: telemetry::metrics_handle(),
         cache: cache.unwrap_or_else(|| cache::Cache::memory(&settings.cache_prefix)),
-        clock,
+        clock: clock.clone(),
         summaries: Default::default(),
     };
     let refresh = settings
         .refresh_triggers
         .then_some(settings.trigger_refresh);
     let triggers = spawn_trigger_engine(trading.clone(), refresh, shutdown.clone());
+    let expiry = settings
+        .refresh_triggers
+        .then(|| spawn_expiry_task(trading.clone(), clock, shutdown.clone()));
     let app = router(state);
     let server = tokio::spawn(serve(listener, app, shutdown));
     tracing::info!(%addr, instance = settings.instance_id, "serving");
@@ -336,6 +341,7 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         trigger,
         server,
         triggers,
+        expiry,
         trading,
     })
 }
@@ -408,6 +414,9 @@ impl Running {
             Err(error) => tracing::error!(%error, "the server task failed"),
         }
         let _ = self.triggers.await;
+        if let Some(expiry) = self.expiry {
+            let _ = expiry.await;
+        }
         self.trading.close().await;
         tracing::info!("stopped");
     }

@@ -47,8 +47,9 @@ pub struct Settings {
     pub max_batch: usize,
     /// How often the prices of symbols with armed triggers are refreshed.
     pub trigger_refresh: Duration,
-    /// Whether this process refreshes those prices itself: yes when
-    /// embedded; in a cluster the leading `daytrader worker` does.
+    /// Whether this process does the lead's periodic work itself
+    /// (refreshing those prices, and expiring pending orders on time): yes
+    /// when embedded; in a cluster the leading `daytrader worker` does.
     pub refresh_triggers: bool,
     /// Seed the demo traders at start (`serve --demo`, embedded only).
     pub demo: bool,

@@ -1,5 +1,5 @@
-//! `daytrader worker`: the cluster's trigger engine. Several may run; one
-//! leads at a time, chosen by a PostgreSQL advisory lock held on its own
+//! `daytrader worker`: the cluster's trigger engine and expiry task.
+//! Several may run; one leads at a time, chosen by a PostgreSQL advisory lock held on its own
 //! connection. If the leader dies its connection drops, PostgreSQL frees the
 //! lock, and a follower takes over at its next try (within a second).
 
@@ -15,7 +15,7 @@ use axum::routing::get;
 use store::Store;
 
 use crate::app::{Services, StartError, services};
-use crate::service::{Trading, spawn_trigger_engine};
+use crate::service::{Trading, spawn_expiry_task, spawn_trigger_engine};
 use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 
@@ -55,7 +55,7 @@ pub async fn run(
     leading: Leading,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let Services { trading, .. } = services(&settings)?;
+    let Services { trading, clock, .. } = services(&settings)?;
     if !matches!(trading.store(), Store::Postgres(_)) {
         return Err(StartError::WorkerNeedsPostgres);
     }
@@ -63,7 +63,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = shutdown.wait() => break,
-            led = lead_once(&trading, &settings, &leading, &shutdown) => {
+            led = lead_once(&trading, &clock, &settings, &leading, &shutdown) => {
                 if let Err(error) = led {
                     tracing::warn!(%error, "could not try for the trigger engine's lead; trying again");
                 }
@@ -78,10 +78,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Tries to take the lead; if it does, runs the trigger engine until the
-/// lease is lost or the process stops.
+/// Tries to take the lead; if it does, runs the trigger engine and the
+/// expiry task until the lease is lost or the process stops.
 async fn lead_once(
     trading: &Arc<Trading>,
+    clock: &store::Clock,
     settings: &Settings,
     leading: &Leading,
     shutdown: &Shutdown,
@@ -99,8 +100,9 @@ async fn lead_once(
     let engine = spawn_trigger_engine(
         trading.clone(),
         Some(settings.trigger_refresh),
-        engine_shutdown,
+        engine_shutdown.clone(),
     );
+    let expiry = spawn_expiry_task(trading.clone(), clock.clone(), engine_shutdown);
     loop {
         tokio::select! {
             () = shutdown.wait() => break,
@@ -114,6 +116,7 @@ async fn lead_once(
     }
     stop.fire();
     let _ = engine.await;
+    let _ = expiry.await;
     leading.store(false, Ordering::Relaxed);
     metrics::gauge!("trigger_engine_leader").set(0.0);
     lease.release().await;

@@ -7,6 +7,7 @@
 
 mod dumplog;
 pub mod events;
+mod expiry;
 mod outcome;
 mod triggers;
 
@@ -16,6 +17,7 @@ use store::{Done, Job, QuoteFetch, QuoteUse, Reader, Reads, Store, StoreError, W
 
 pub use self::dumplog::{Dump, dump_log};
 pub use self::events::Publisher;
+pub use self::expiry::{ExpiryPass, spawn_expiry_task};
 pub use self::outcome::CommandOutcome;
 pub use self::triggers::spawn_trigger_engine;
 
@@ -203,6 +205,46 @@ impl Trading {
             |quote| quote.fetched_at_ms,
         );
         self.events.quote(symbol, price, at);
+    }
+
+    /// Expires the pending orders due at `now_ms` of up to `limit` users,
+    /// each user's in its own atomic step through the group commit, so
+    /// that its audit entry, its reserve and its notification are written
+    /// exactly as when a command of the user's expires them (but stamped
+    /// when the orders ran out). A user whose command got there first
+    /// writes nothing.
+    pub async fn expire_due(&self, now_ms: i64, limit: usize) -> Result<ExpiryPass, StoreError> {
+        let users = self.reader.users_with_orders_due(now_ms, limit).await?;
+        let due = users.len();
+        // Through the service's own submission, so that the expiry's
+        // notification goes out on the user's live stream.
+        let jobs = users.into_iter().map(|user| async move {
+            let done = self
+                .submit(Job {
+                    user: Some(user.clone()),
+                    idem_key: None,
+                    work: Work::Expire,
+                })
+                .await?;
+            Ok::<_, StoreError>((user, done))
+        });
+        let mut pass = ExpiryPass {
+            due,
+            ..ExpiryPass::default()
+        };
+        for result in futures::future::join_all(jobs).await {
+            let (user, done) = result?;
+            let orders = expiry::orders_expired(&done);
+            if orders > 0 {
+                tracing::info!(%user, orders, expired_at_ms = done.ts_ms, "expired pending orders");
+                pass.users += 1;
+                pass.orders += orders;
+            }
+        }
+        if pass.orders > 0 {
+            metrics::counter!("orders_expired_total").increment(pass.orders as u64);
+        }
+        Ok(pass)
     }
 
     /// Fetches (through the cache) the price of every symbol with an armed
