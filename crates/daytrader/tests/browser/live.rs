@@ -6,9 +6,10 @@
 //!   web2 itself, so the event has to cross from one instance to another.
 //! - A new price of a held symbol, fetched by the first browser, shows on
 //!   the second's quote card.
-//! - A pending buy left alone expires: both browsers (the first through
-//!   the balancer's long-lived stream) show the notification badge, the
-//!   order gone and the cash back, while the trader does nothing.
+//! - A pending buy left alone expires: both browsers (the second on its
+//!   dashboard, the first on the trade page, through the balancer's
+//!   long-lived stream) show the notification badge, the order gone and
+//!   the cash back, while the trader does nothing.
 //!
 //! Each page is marked with a value in its window at the start of a step;
 //! the value still being there at the end proves the page was updated in
@@ -104,11 +105,12 @@ pub async fn live(first: &Browser, instances: &Instances) {
     second.shot("02-new-price").await;
 
     // (b) The trader leaves the buy alone: it expires on time, and both
-    // pages say so without a reload.
+    // pages say so without a reload: the second's dashboard, the first's
+    // trade page (through the balancer).
     second.goto("/").await;
     second.wait_text("#pending", "DEF").await;
-    first.goto("/").await;
-    first.wait_text("#pending", "DEF").await;
+    first.goto("/trade").await;
+    first.wait_text("#pending-buy .order-shares", "DEF").await;
     for browser in [first, &second] {
         assert!(
             !browser.exists("[data-live=unread] .pill").await,
@@ -119,17 +121,17 @@ pub async fn live(first: &Browser, instances: &Instances) {
     sleep_until(placed + ORDER_LIFE).await;
     for browser in [&second, first] {
         browser.wait_text("[data-live=unread] .pill", "1").await;
-        browser.wait_text("#pending", "Nothing is waiting").await;
         browser.wait_text("#cash", &dollars(cash)).await;
-        browser.wait_text("#reserved", "$0.00").await;
-        browser
-            .wait_text("#notes-title", "Latest notifications")
-            .await;
-        browser.wait_text("main .feed", "Order expired").await;
+    }
+    second.wait_text("#pending", "Nothing is waiting").await;
+    second.wait_text("#reserved", "$0.00").await;
+    second.wait_text("main .feed", "Order expired").await;
+    first.wait_text("#pending-buy", "No buy is waiting").await;
+    for browser in [first, &second] {
         assert_marked(browser, "an order expiring while the trader waits").await;
     }
     second.shot("03-expired").await;
-    first.shot("desk").await;
+    first.shot("trade-expired").await;
 }
 
 /// Places a buy of `symbol` from the trade page the browser shows (on
