@@ -35,9 +35,22 @@ impl Browser {
     }
 
     async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Reply {
+        self.send_with(method, path, form, &[]).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        form: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.http.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
         }
@@ -63,6 +76,12 @@ impl Browser {
 
     async fn page(&mut self, path: &str) -> Reply {
         self.send(Method::GET, path, None).await
+    }
+
+    /// The page as the live pages' script fetches it again after an event.
+    async fn live_refresh(&mut self, path: &str) -> Reply {
+        self.send_with(Method::GET, path, None, &[("x-daytrader-live", "1")])
+            .await
     }
 
     /// Fills in the form whose action is `action` on the page at `page`
@@ -189,6 +208,39 @@ async fn a_write_on_one_instance_shows_on_the_next_page_view_on_another() {
         hits >= 1.0,
         "no page cache hit on the second instance:\n{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_live_refresh_updates_the_parts_and_leaves_the_message_for_the_page() {
+    let app = spawn_app();
+    let mut browser = Browser::new(app.client());
+    let user = unique("live");
+    browser.register(&user).await;
+    // The page the message is meant for takes it (the welcome).
+    browser.page("/").await;
+    assert_eq!(browser.add_funds("100.00").await.status, 303);
+
+    // The script's fetch, made while the browser is on its way to the
+    // page: it has the new cash in its live parts, and no message.
+    let refreshed = browser.live_refresh("/").await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    let html = refreshed.text();
+    assert!(
+        html.contains(&format!("data-live-user=\"{user}\"")),
+        "the page names whose stream to hold:\n{html}"
+    );
+    assert!(
+        html.contains("data-live=\"cash\">$100.00<"),
+        "the cash is a live part:\n{html}"
+    );
+    assert!(html.contains("data-live=\"unread\""), "{html}");
+    assert!(!html.contains("Added $100.00 to your cash."), "{html}");
+
+    // The page itself still shows the message, once.
+    let shown = browser.page("/").await.text();
+    assert!(shown.contains("Added $100.00 to your cash."), "{shown}");
+    let again = browser.page("/").await.text();
+    assert!(!again.contains("Added $100.00 to your cash."), "{again}");
 }
 
 #[tokio::test]
