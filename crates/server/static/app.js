@@ -100,6 +100,29 @@
     }
   }
 
+  // What a part shows, less what differs on every render or every second
+  // (a form's fresh transaction number, a countdown's text): a part whose
+  // content did not change is left as it is, under the trader's pointer.
+  function shown(part) {
+    var copy = part.cloneNode(true);
+    var i;
+    var hidden = copy.querySelectorAll("input[type=hidden]");
+    for (i = 0; i < hidden.length; i++) {
+      hidden[i].removeAttribute("value");
+    }
+    var clocks = copy.querySelectorAll(".countdown");
+    for (i = 0; i < clocks.length; i++) {
+      clocks[i].textContent = "";
+      clocks[i].classList.remove("expired");
+    }
+    var buttons = copy.querySelectorAll("button[data-expires-at]");
+    for (i = 0; i < buttons.length; i++) {
+      buttons[i].removeAttribute("disabled");
+      buttons[i].removeAttribute("title");
+    }
+    return copy.outerHTML;
+  }
+
   function swap(doc) {
     if (!doc.body || doc.body.getAttribute("data-live-user") !== user) {
       // Signed out, or in as someone else, in another tab: this page is no
@@ -112,7 +135,7 @@
     for (var i = 0; i < parts.length; i++) {
       var name = parts[i].getAttribute("data-live");
       var fresh = doc.querySelector('[data-live="' + name + '"]');
-      if (fresh && fresh.innerHTML !== parts[i].innerHTML && !busy(parts[i])) {
+      if (fresh && shown(fresh) !== shown(parts[i]) && !busy(parts[i])) {
         parts[i].parentNode.replaceChild(document.importNode(fresh, true), parts[i]);
       }
     }
