@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::cluster::cluster;
 use crate::helpers::{Http, Options, TOKEN, spawn_with};
 use crate::infra::unique;
+use crate::local_cluster::LocalCluster;
 use crate::web::{Browser, make_token};
 
 /// How a stream authenticates.
@@ -101,6 +102,18 @@ impl EventStream {
                 .ok()?;
             if let Ok(data) = frame.into_data() {
                 self.buffer.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    /// Whether the stream ends (the server closes it) within `limit`.
+    pub async fn ends_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
             }
         }
     }
@@ -458,4 +471,83 @@ async fn an_event_on_one_instance_reaches_a_stream_on_another() {
         // SPEC 4b: within a second, from the command sent.
         assert!(took < Duration::from_secs(1), "round {round} took {took:?}");
     }
+}
+
+/// Graceful shutdown waits for requests in flight, and a stream is one: it
+/// must end when the instance stops, or the instance would never stop.
+#[tokio::test]
+async fn a_stopping_instance_ends_its_streams() {
+    let mut app = spawn_with(Options::default());
+    let user = unique("stop");
+    ok(
+        &app,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let mut stream = EventStream::open(&app.url, &user, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    assert!(matches!(stream.item(WAIT).await, Some(Item::Retry)));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(app.pid() as libc::pid_t, libc::SIGTERM) };
+    assert!(
+        stream.ends_within(Duration::from_secs(20)).await,
+        "the stream ends when the instance stops"
+    );
+    let stopped = tokio::task::spawn_blocking(move || app.terminate());
+    let status = tokio::time::timeout(Duration::from_secs(20), stopped)
+        .await
+        .expect("the instance stops")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Through a balancer, a stream is passed on as it comes (no buffering)
+/// and stays open past the balancer's 30 s inactivity timeouts on the
+/// keep-alive comments alone (every 15 s by default).
+async fn a_stream_stays_open_through(lb: &str) {
+    let Some(cluster) = LocalCluster::up(lb, 2, &[]) else {
+        return;
+    };
+    let token = cluster.token().to_owned();
+    let user = unique("lb");
+    let add = |amount: &str| {
+        let body = json!({"command": "ADD", "user": user, "amount": amount});
+        cluster.request(
+            hyper::Method::POST,
+            "/api/v1/commands",
+            Some(&token),
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+    };
+    assert_eq!(add("1.00").await.status, 200);
+    let mut stream = EventStream::open(&cluster.url, &user, Caller::Token(&token), None)
+        .await
+        .unwrap();
+    assert_eq!(add("2.00").await.status, 200);
+    let (_, event) = stream.event(WAIT).await;
+    assert_eq!(event["cash"], "3.00", "{event}");
+
+    let quiet_until = Instant::now() + Duration::from_secs(35);
+    let mut comments = 0;
+    while Instant::now() < quiet_until {
+        match stream.item(Duration::from_secs(20)).await {
+            Some(Item::Comment(_)) => comments += 1,
+            other => panic!("{lb}: expected keep-alive comments, got {other:?}"),
+        }
+    }
+    assert!(comments >= 2, "{lb}: {comments} keep-alive comments");
+    assert_eq!(add("4.00").await.status, 200);
+    let (_, event) = stream.event(WAIT).await;
+    assert_eq!(event["cash"], "7.00", "{lb}: {event}");
+}
+
+#[tokio::test]
+async fn a_stream_stays_open_through_haproxy() {
+    a_stream_stays_open_through("haproxy").await;
+}
+
+#[tokio::test]
+async fn a_stream_stays_open_through_nginx() {
+    a_stream_stays_open_through("nginx").await;
 }
