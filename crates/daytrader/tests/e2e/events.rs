@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::cluster;
 use crate::helpers::{Http, Options, TOKEN, spawn_with};
-use crate::infra::unique;
+use crate::infra::{PrivateRedis, TestDatabase, unique};
 use crate::local_cluster::LocalCluster;
 use crate::web::{Browser, make_token};
 
@@ -471,6 +471,90 @@ async fn an_event_on_one_instance_reaches_a_stream_on_another() {
         // SPEC 4b: within a second, from the command sent.
         assert!(took < Duration::from_secs(1), "round {round} took {took:?}");
     }
+}
+
+/// When Redis goes, the streams of a cluster end (they may miss events);
+/// commands go on. When it is back, the instances' subscriber connections
+/// come back by themselves and new streams carry events across instances
+/// again.
+#[tokio::test]
+async fn streams_come_back_with_redis() {
+    let Some(db) = TestDatabase::create() else {
+        return;
+    };
+    let Some(mut redis) = PrivateRedis::start() else {
+        return;
+    };
+    let instance = |id: &str| {
+        spawn_with(Options {
+            env: vec![
+                ("DATABASE_URL", db.url.clone()),
+                ("REDIS_URL", redis.url()),
+                ("INSTANCE_ID", id.to_owned()),
+            ],
+            ..Options::default()
+        })
+    };
+    let (one, two) = (instance("outage-1"), instance("outage-2"));
+    let user = unique("outage");
+    ok(
+        &two,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let mut stream = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    ok(
+        &two,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    assert_eq!(stream.event(WAIT).await.1["cash"], "2.00");
+
+    redis.stop();
+    assert!(
+        stream.ends_within(WAIT).await,
+        "a stream that may miss events ends"
+    );
+    ok(
+        &two,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+
+    redis.resume().unwrap();
+    // Until the subscriber is back a new stream may open and hear nothing:
+    // try until one carries an event from the other instance.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut cents = 300;
+    loop {
+        assert!(Instant::now() < deadline, "events never crossed again");
+        let Ok(mut stream) = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None).await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        ok(
+            &two,
+            json!({"command": "ADD", "user": user, "amount": "1.00"}),
+        )
+        .await;
+        cents += 100;
+        let expected = format!("{}.00", cents / 100);
+        let crossed = loop {
+            match stream.item(Duration::from_secs(2)).await {
+                Some(Item::Event { data, .. }) => break data["cash"] == expected.as_str(),
+                Some(_) => continue,
+                None => break false,
+            }
+        };
+        if crossed {
+            break;
+        }
+    }
+    let logs = one.logs().join("\n");
+    assert!(logs.contains("lost Redis"), "{logs}");
 }
 
 /// Graceful shutdown waits for requests in flight, and a stream is one: it
