@@ -34,6 +34,8 @@ use crate::{CacheError, ttl_millis};
 const OUTBOX: usize = 4096;
 /// Publications in flight on the connection at once.
 const IN_FLIGHT: usize = 32;
+/// How long making the subscriber connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause before the subscriber connection is tried again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
@@ -246,63 +248,87 @@ async fn publish_one(
 }
 
 /// The instance's subscriber connection: hands every message to the
-/// streams held here, and is remade whenever it is lost.
+/// streams held here, and is remade whenever it is lost. Losing it is
+/// logged once, and so is getting it back.
 async fn subscriber(cache: RedisCache, local: Weak<Local>, mut stopped: watch::Receiver<()>) {
     let users = cache.key("events:u:");
     let quotes = cache.key("events:quotes");
-    let mut was_connected = false;
+    // Whether Redis is lost (and not yet regained), to log each change once.
+    let mut lost = false;
     loop {
-        let session = async {
-            let mut pubsub = cache.client().get_async_pubsub().await?;
-            pubsub.psubscribe(format!("{users}*")).await?;
-            pubsub.subscribe(&quotes).await?;
-            if was_connected {
-                tracing::info!("the event bus's subscriber is connected again");
+        let attempt = async {
+            let connect = async {
+                let mut pubsub = cache.client().get_async_pubsub().await?;
+                pubsub.psubscribe(format!("{users}*")).await?;
+                pubsub.subscribe(&quotes).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok(pubsub)) => Ok(pubsub),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err("Redis did not take the subscription in time".to_owned()),
             }
-            was_connected = true;
-            let mut messages = pubsub.on_message();
-            while let Some(message) = messages.next().await {
-                let Some(local) = local.upgrade() else {
-                    return Ok(());
-                };
-                let channel = message.get_channel_name();
-                let Ok(payload) = message.get_payload::<String>() else {
-                    continue;
-                };
-                if let Some(user) = channel.strip_prefix(users.as_str()) {
-                    if let Some(event) = parse_event(&payload) {
-                        local.deliver(user, &event);
+        };
+        let pubsub = tokio::select! {
+            _ = stopped.changed() => return,
+            pubsub = attempt => pubsub,
+        };
+        match pubsub {
+            Ok(mut pubsub) => {
+                if lost {
+                    tracing::info!("the event bus's subscriber has Redis again");
+                }
+                let delivering = async {
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let Some(local) = local.upgrade() else {
+                            return;
+                        };
+                        deliver(&local, &users, &message);
                     }
-                } else if let Some((symbol, data)) = payload.split_once(' ') {
-                    local.deliver_quote(QuoteEvent {
-                        symbol: symbol.into(),
-                        data: data.into(),
-                    });
+                };
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    () = delivering => {}
+                }
+                let Some(held) = local.upgrade() else {
+                    return;
+                };
+                tracing::warn!("the event bus's subscriber lost Redis; reconnecting");
+                lost = true;
+                // Events may have gone by meanwhile: end the streams held
+                // here, whose clients resume from the rings.
+                held.end_all();
+            }
+            Err(error) => {
+                if !lost {
+                    tracing::warn!(%error, "the event bus's subscriber cannot reach Redis; retrying");
+                    lost = true;
                 }
             }
-            Err(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "the subscriber connection closed",
-            )))
-        };
-        let outcome = tokio::select! {
-            _ = stopped.changed() => return,
-            outcome = session => outcome,
-        };
-        let Some(held) = local.upgrade() else {
-            return;
-        };
-        if let Err(error) = outcome {
-            tracing::warn!(%error, "the event bus's subscriber lost Redis; reconnecting");
-            // Events may have gone by meanwhile: end the streams held
-            // here, whose clients resume from the rings.
-            held.end_all();
         }
-        drop(held);
         tokio::select! {
             _ = stopped.changed() => return,
             () = tokio::time::sleep(RECONNECT_PAUSE) => {}
         }
+    }
+}
+
+/// Hands one message of the subscriber connection to the streams held
+/// here: a user's event to theirs, a quote event to all.
+fn deliver(local: &Local, users: &str, message: &redis::Msg) {
+    let Ok(payload) = message.get_payload::<String>() else {
+        return;
+    };
+    if let Some(user) = message.get_channel_name().strip_prefix(users) {
+        if let Some(event) = parse_event(&payload) {
+            local.deliver(user, &event);
+        }
+    } else if let Some((symbol, data)) = payload.split_once(' ') {
+        local.deliver_quote(QuoteEvent {
+            symbol: symbol.into(),
+            data: data.into(),
+        });
     }
 }
 

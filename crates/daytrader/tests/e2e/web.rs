@@ -16,13 +16,13 @@ const PASSWORD: &str = "correct horse battery";
 
 /// One browser: a cookie jar of one cookie (the session) on top of the
 /// test client, pointed at one instance or another.
-struct Browser {
+pub struct Browser {
     http: Http,
-    cookie: Option<String>,
+    pub cookie: Option<String>,
 }
 
 impl Browser {
-    fn new(http: Http) -> Browser {
+    pub fn new(http: Http) -> Browser {
         Browser { http, cookie: None }
     }
 
@@ -103,7 +103,7 @@ impl Browser {
         self.send(Method::POST, action, Some(body)).await
     }
 
-    async fn register(&mut self, user: &str) {
+    pub async fn register(&mut self, user: &str) {
         self.page("/register").await;
         let visitor = self
             .cookie
@@ -556,7 +556,7 @@ async fn wrong_passwords_are_refused_then_paused() {
 
 /// Makes a personal API token on `/tokens`; answers its secret and the
 /// action of the form that revokes it.
-async fn make_token(browser: &mut Browser, name: &str) -> (String, String) {
+pub async fn make_token(browser: &mut Browser, name: &str) -> (String, String) {
     let created = browser
         .submit("/tokens", "/tokens", &[("name", name)])
         .await;
