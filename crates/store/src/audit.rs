@@ -406,6 +406,44 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_with_nothing_due_is_caught() {
+        // A forged refund: the account had no pending order to expire.
+        let (mut rows, account) = history(&["10.00"]);
+        let refund = engine::Event {
+            txn: 1,
+            kind: engine::EventKind::Funds {
+                action: engine::FundsAction::Add,
+                amount: engine::Money::from_cents(500),
+            },
+        };
+        rows.push(LogRow {
+            seq: 2,
+            ts_ms: 90_000,
+            server: "t".into(),
+            user: Some(user()),
+            txn: 1,
+            record: Record::Expired {
+                events: vec![refund],
+            },
+        });
+        let report = audit(&rows, Some(&account));
+        assert!(
+            report
+                .differences
+                .iter()
+                .any(|d| d.starts_with("row 2 (user u1, transaction 1, EXPIRY): events")),
+            "{:?}",
+            report.differences
+        );
+        let report = audit(&rows[1..], None);
+        assert!(
+            report.differences[0].contains("an order expired for a user who does not exist"),
+            "{:?}",
+            report.differences
+        );
+    }
+
+    #[test]
     fn missing_and_unexpected_accounts_are_caught() {
         let (rows, account) = history(&["10.00"]);
         assert_eq!(

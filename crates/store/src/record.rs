@@ -160,7 +160,9 @@ impl HistoryPage {
 pub struct HistoryItem {
     pub transaction_num: i64,
     pub at_ms: i64,
-    /// The command, or "TRIGGER" for triggers fired by a new price.
+    /// The command, or "TRIGGER" for triggers fired by a new price,
+    /// "REGISTER" for a registration, "EXPIRY" for orders the expiry task
+    /// released.
     pub command: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub symbol: Option<Symbol>,

@@ -48,7 +48,7 @@ impl Cluster {
         })
     }
 
-    fn worker(&self, id: &str, extra: &[(&'static str, &str)]) -> App {
+    pub fn worker(&self, id: &str, extra: &[(&'static str, &str)]) -> App {
         let mut env = self.env(id);
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         spawn_with(Options {
@@ -59,7 +59,7 @@ impl Cluster {
     }
 
     /// `daytrader audit verify` on this cluster's database.
-    fn audit(&self) -> (bool, String) {
+    pub fn audit(&self) -> (bool, String) {
         let out = Command::new(BIN)
             .args(["audit", "verify"])
             .env("DATABASE_URL", &self.db.url)

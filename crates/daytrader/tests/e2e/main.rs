@@ -8,6 +8,7 @@ mod balancer;
 mod cluster;
 mod configuration;
 mod events;
+mod expiry;
 mod faults;
 mod helpers;
 mod infra;

@@ -289,7 +289,8 @@ pub fn spec() -> Value {
                     "reserved_shares": {"type": "integer"}, "armed": {"type": "boolean"},
                 }},
                 "HistoryItem": {"type": "object", "required": ["transaction_num", "at_ms", "command", "outcome"], "properties": {
-                    "transaction_num": {"type": "integer"}, "at_ms": {"type": "integer"}, "command": {"type": "string"},
+                    "transaction_num": {"type": "integer"}, "at_ms": {"type": "integer"},
+                    "command": {"type": "string", "description": "The command; TRIGGER for triggers a new price fired, REGISTER for a registration on the pages, EXPIRY for pending orders that ran out with no command (stamped when they did)."},
                     "symbol": {"$ref": "#/components/schemas/Symbol"}, "amount": {"type": "string"},
                     "outcome": {"type": "string"}, "message": {"type": "string"},
                 }},
