@@ -12,6 +12,7 @@
 //! around it (slower, still correct), and the connection comes back by
 //! itself when Redis does.
 
+mod bus;
 mod error;
 mod health;
 mod memory;
@@ -23,6 +24,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use bus::{
+    BusConfig, BusError, BusEvent, EventBus, EventId, QuoteEvent, Registration, Resume,
+    Subscription,
+};
 pub use error::CacheError;
 pub use health::CacheStatus;
 pub use memory::MemoryCache;

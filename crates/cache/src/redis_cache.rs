@@ -84,6 +84,8 @@ pub struct RedisCache {
 }
 
 struct Inner {
+    /// For the event bus's subscriber connection, which pub/sub keeps apart.
+    client: Client,
     prefix: Box<str>,
     config: RedisConfig,
     connection: ConnectionManager,
@@ -121,12 +123,13 @@ impl RedisCache {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(None);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(|error| {
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|error| {
                 CacheError::Config(format!("cannot set up the Redis connection: {error}"))
             })?;
         let cache = RedisCache {
             inner: Arc::new(Inner {
+                client: client.clone(),
                 prefix: prefix.into(),
                 config,
                 connection,
@@ -237,13 +240,17 @@ impl RedisCache {
         self.run(ping).await
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(crate) fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn key(&self, key: &str) -> String {
         namespaced(&self.inner.prefix, key)
     }
 
     /// An operation asked for by a caller: failed at once during an outage,
     /// otherwise attempted; every failure counted.
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         operation: impl AsyncFnOnce(ConnectionManager) -> RedisResult<T>,
     ) -> Result<T, CacheError> {

@@ -143,6 +143,26 @@ pub struct ServeArgs {
     /// every 10 s unless QUOTE_SERVER or QUOTE_TTL_SECS say otherwise).
     #[arg(long, env = "DAYTRADER_DEMO")]
     pub demo: bool,
+    #[command(flatten)]
+    pub events: EventArgs,
+}
+
+/// The live event streams (`GET /api/v1/users/{user}/events`).
+#[derive(Args, Clone)]
+pub struct EventArgs {
+    /// Milliseconds an event stream may stay silent before a keep-alive
+    /// comment goes out (at most 15000).
+    #[arg(long, env = "EVENTS_KEEPALIVE_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..=15_000))]
+    pub events_keepalive_ms: u64,
+    /// Event streams one user may hold at once on one instance.
+    #[arg(long, env = "EVENTS_PER_USER", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub events_per_user: u64,
+    /// Event streams one instance holds at once.
+    #[arg(long, env = "EVENTS_MAX_STREAMS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub events_max_streams: u64,
 }
 
 #[derive(Args, Clone)]

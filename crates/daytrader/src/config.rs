@@ -141,5 +141,8 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         );
     settings.max_batch = args.max_batch.max(1);
     settings.trigger_refresh = Duration::from_secs(args.trigger_refresh_secs.max(1));
+    settings.events.keepalive = Duration::from_millis(args.events.events_keepalive_ms);
+    settings.events.bus.per_user_streams = args.events.events_per_user as usize;
+    settings.events.bus.max_streams = args.events.events_max_streams as usize;
     Ok(settings)
 }

@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use cache::Cache;
+use cache::{Cache, EventBus};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -269,8 +269,13 @@ pub fn services(settings: &Settings) -> Result<Services, StartError> {
         None => Loader::Direct(client),
     };
     let quotes = QuoteCache::new(loader, settings.quote_ttl);
+    // Embedded, the bus is in process like the cache.
+    let bus = match &cache {
+        Some(shared) => EventBus::new(shared, settings.events.bus),
+        None => EventBus::new(&Cache::memory(&settings.cache_prefix), settings.events.bus),
+    };
     Ok(Services {
-        trading: Arc::new(Trading::new(store, quotes)),
+        trading: Arc::new(Trading::new(store, quotes, bus)),
         cache,
         clock,
     })
@@ -306,8 +311,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         true => Some(crate::demo::seed(&trading).await?),
         false => None,
     };
+    let (trigger, shutdown) = shutdown::channel();
     let state = AppState {
         trading: trading.clone(),
+        events: settings.events,
+        shutdown: shutdown.clone(),
         auth: Arc::new(Auth::new(&admin_token)),
         instance_id: Arc::from(settings.instance_id.as_str()),
         metrics: telemetry::metrics_handle(),
@@ -315,7 +323,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
         clock: clock.clone(),
         summaries: Default::default(),
     };
-    let (trigger, shutdown) = shutdown::channel();
     let refresh = settings
         .refresh_triggers
         .then_some(settings.trigger_refresh);

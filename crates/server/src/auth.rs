@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::web::session::Who;
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +137,43 @@ impl FromRequestParts<AppState> for Principal {
                 .await?
                 .map(Principal::User)
                 .ok_or_else(invalid_token),
+        }
+    }
+}
+
+/// A caller by their token, or else by their web session: the pages of
+/// the same origin read the event stream through `EventSource`, which sends
+/// the session cookie and cannot send headers. A cookie alone can only
+/// read (the endpoints taking it are `GET`s that change nothing), so it
+/// needs no CSRF check; other origins cannot read the answer (no CORS).
+pub struct TokenOrSession(pub Principal);
+
+impl FromRequestParts<AppState> for TokenOrSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Principal::from_request_parts(parts, state)
+                .await
+                .map(TokenOrSession);
+        }
+        let session = crate::web::session::Session::load(state, &parts.headers)
+            .await
+            .map_err(|_| {
+                ApiError::unavailable(
+                    "sessions_unavailable",
+                    "Sessions cannot be read right now; try again, or use an API token.",
+                )
+            })?;
+        match session.map(|session| session.who) {
+            Some(Who::Trader(user)) => Ok(TokenOrSession(Principal::User(user))),
+            Some(Who::Supervisor) => Ok(TokenOrSession(Principal::Supervisor)),
+            Some(Who::Visitor) | None => Err(ApiError::unauthorized(
+                "This needs an Authorization: Bearer <token> header, or a signed-in session.",
+            )),
         }
     }
 }

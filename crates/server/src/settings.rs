@@ -53,6 +53,29 @@ pub struct Settings {
     pub refresh_triggers: bool,
     /// Seed the demo traders at start (`serve --demo`, embedded only).
     pub demo: bool,
+    /// The live event streams' bounds and keep-alive.
+    pub events: EventSettings,
+}
+
+/// The live event streams (`GET /api/v1/users/{user}/events`).
+#[derive(Copy, Clone, Debug)]
+pub struct EventSettings {
+    /// The bus's bounds: streams per user and per instance, queue and ring
+    /// sizes.
+    pub bus: cache::BusConfig,
+    /// How often an idle stream gets a comment line, which keeps it open
+    /// through balancers and tells the client it is alive (SPEC 4b: at
+    /// least every 15 s).
+    pub keepalive: Duration,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            bus: cache::BusConfig::default(),
+            keepalive: Duration::from_secs(15),
+        }
+    }
 }
 
 impl Settings {
@@ -77,6 +100,7 @@ impl Settings {
             trigger_refresh: Duration::from_secs(5),
             refresh_triggers: true,
             demo: false,
+            events: EventSettings::default(),
         }
     }
 }

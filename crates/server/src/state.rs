@@ -23,4 +23,9 @@ pub struct AppState {
     pub clock: store::Clock,
     /// Summaries rendered by this instance, by account version.
     pub summaries: Arc<Summaries>,
+    /// The live event streams' settings.
+    pub events: crate::settings::EventSettings,
+    /// Fires when the instance stops: long-lived responses (the event
+    /// streams) end then, so that a graceful stop does not wait on them.
+    pub shutdown: crate::shutdown::Shutdown,
 }

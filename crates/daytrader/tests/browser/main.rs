@@ -24,6 +24,7 @@ mod accounts;
 mod browser;
 mod failures;
 mod journey;
+mod live;
 mod supervisor;
 mod walkthrough;
 
@@ -45,7 +46,11 @@ async fn traders_use_the_web_pages_through_the_balancer() {
     };
     let base = format!("http://127.0.0.1:{}", cluster.port);
     let token = cluster.token().to_owned();
-    let (journey, refusals, supervisor, walkthrough, accounts) = tokio::join!(
+    let instances = live::Instances {
+        web1: format!("http://127.0.0.1:{}", cluster.port + 1),
+        web2: format!("http://127.0.0.1:{}", cluster.port + 2),
+    };
+    let (journey, refusals, supervisor, walkthrough, accounts, live) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
@@ -57,6 +62,9 @@ async fn traders_use_the_web_pages_through_the_balancer() {
         run("accounts", &base, async |browser| {
             accounts::accounts(browser, &token).await
         }),
+        run("live", &base, async |browser| {
+            live::live(browser, &instances).await
+        }),
     );
     for (scenario, outcome) in [
         ("journey", journey),
@@ -64,6 +72,7 @@ async fn traders_use_the_web_pages_through_the_balancer() {
         ("supervisor", supervisor),
         ("walkthrough", walkthrough),
         ("accounts", accounts),
+        ("live", live),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");

@@ -403,6 +403,7 @@ async fn the_openapi_document_covers_every_route() {
             "/api/v1/quotes/{symbol}",
             "/api/v1/users/{user}",
             "/api/v1/users/{user}/history.csv",
+            "/api/v1/users/{user}/events",
             "/api/v1/users/{user}/notifications",
             "/api/v1/users/{user}/notifications/read",
             "/healthz",

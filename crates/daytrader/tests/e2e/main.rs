@@ -7,6 +7,7 @@ mod bad_input;
 mod balancer;
 mod cluster;
 mod configuration;
+mod events;
 mod expiry;
 mod faults;
 mod helpers;

@@ -16,15 +16,15 @@ const PASSWORD: &str = "correct horse battery";
 
 /// One browser: a cookie jar of one cookie (the session) on top of the
 /// test client, pointed at one instance or another.
-pub(crate) struct Browser {
+pub struct Browser {
     http: Http,
-    cookie: Option<String>,
+    pub cookie: Option<String>,
     /// The client address a balancer would report (`X-Forwarded-For`).
     address: Option<String>,
 }
 
 impl Browser {
-    pub(crate) fn new(http: Http) -> Browser {
+    pub fn new(http: Http) -> Browser {
         Browser {
             http,
             cookie: None,
@@ -57,9 +57,22 @@ impl Browser {
     }
 
     async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Reply {
+        self.send_with(method, path, form, &[]).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        form: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.http.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
         }
@@ -90,6 +103,12 @@ impl Browser {
         self.send(Method::GET, path, None).await
     }
 
+    /// The page as the live pages' script fetches it again after an event.
+    async fn live_refresh(&mut self, path: &str) -> Reply {
+        self.send_with(Method::GET, path, None, &[("x-daytrader-live", "1")])
+            .await
+    }
+
     /// Fills in the form whose action is `action` on the page at `page`
     /// (its hidden CSRF token and transaction number included) with
     /// `fields`, and posts it.
@@ -109,7 +128,7 @@ impl Browser {
         self.send(Method::POST, action, Some(body)).await
     }
 
-    pub(crate) async fn register(&mut self, user: &str) {
+    pub async fn register(&mut self, user: &str) {
         self.page("/register").await;
         let visitor = self
             .cookie
@@ -214,6 +233,39 @@ async fn a_write_on_one_instance_shows_on_the_next_page_view_on_another() {
         hits >= 1.0,
         "no page cache hit on the second instance:\n{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_live_refresh_updates_the_parts_and_leaves_the_message_for_the_page() {
+    let app = spawn_app();
+    let mut browser = Browser::new(app.client());
+    let user = unique("live");
+    browser.register(&user).await;
+    // The page the message is meant for takes it (the welcome).
+    browser.page("/").await;
+    assert_eq!(browser.add_funds("100.00").await.status, 303);
+
+    // The script's fetch, made while the browser is on its way to the
+    // page: it has the new cash in its live parts, and no message.
+    let refreshed = browser.live_refresh("/").await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    let html = refreshed.text();
+    assert!(
+        html.contains(&format!("data-live-user=\"{user}\"")),
+        "the page names whose stream to hold:\n{html}"
+    );
+    assert!(
+        html.contains("data-live=\"cash\">$100.00<"),
+        "the cash is a live part:\n{html}"
+    );
+    assert!(html.contains("data-live=\"unread\""), "{html}");
+    assert!(!html.contains("Added $100.00 to your cash."), "{html}");
+
+    // The page itself still shows the message, once.
+    let shown = browser.page("/").await.text();
+    assert!(shown.contains("Added $100.00 to your cash."), "{shown}");
+    let again = browser.page("/").await.text();
+    assert!(!again.contains("Added $100.00 to your cash."), "{again}");
 }
 
 #[tokio::test]
@@ -841,7 +893,7 @@ async fn pages_behind_a_balancer_name_the_site_and_the_client_as_it_sees_them() 
 
 /// Makes a personal API token on `/tokens`; answers its secret and the
 /// action of the form that revokes it.
-async fn make_token(browser: &mut Browser, name: &str) -> (String, String) {
+pub async fn make_token(browser: &mut Browser, name: &str) -> (String, String) {
     let created = browser
         .submit("/tokens", "/tokens", &[("name", name)])
         .await;

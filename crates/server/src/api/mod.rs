@@ -4,6 +4,7 @@
 //! answers; one module per resource.
 
 pub mod commands;
+pub mod events;
 pub mod health;
 pub mod history_csv;
 pub mod log;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/commands", post(commands::run_command))
         .route("/api/v1/users/{user}", get(users::summary))
+        .route("/api/v1/users/{user}/events", get(events::stream))
         .route(
             "/api/v1/users/{user}/notifications",
             get(notifications::list),

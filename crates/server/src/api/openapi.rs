@@ -149,6 +149,28 @@ pub fn spec() -> Value {
                     "200": {"description": "The summary.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Summary"}}}},
                 }), &[("404", "Unknown user.")]),
             }},
+            "/api/v1/users/{user}/events": {"get": {
+                "summary": "A trader's live events (Server-Sent Events)",
+                "description": "A `text/event-stream` that stays open. Authorised by the trader's token, the supervisor's, \
+                    or (with no Authorization header) the trader's web session cookie, which is how the pages' `EventSource` \
+                    connects. Each event's `data:` is one JSON object (see `LiveEvent`): `account` after each of the \
+                    trader's commands, `notification` for each new notification, `quote` for new prices of the symbols \
+                    the trader holds or has triggers on. Account and notification events carry an `id:`; reconnecting \
+                    with `Last-Event-ID` replays what was missed when the server still holds it (the last 64 events, \
+                    kept 2 minutes after the last stream closed). A client must read the state afresh (summary, \
+                    notifications) on every (re)connect. A comment line comes at least every 15 s. Events from any \
+                    instance reach a stream on any instance within 1 s.",
+                "parameters": [
+                    user_param.clone(),
+                    {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+$"}},
+                ],
+                "responses": with_errors(json!({
+                    "200": {"description": "The stream: `id:`, `data:` and comment lines.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                }), &[
+                    ("404", "Unknown user."),
+                    ("429", "The trader holds the most streams allowed on this instance (`too_many_streams`)."),
+                ]),
+            }},
             "/api/v1/users/{user}/notifications": {"get": {
                 "summary": "A trader's notifications, newest first",
                 "description": "Triggers that fired or could not, orders that expired. Page with `before` (the previous page's `next_before`).",
@@ -290,6 +312,21 @@ pub fn spec() -> Value {
                     "unread": {"type": "integer"},
                     "next_before": {"type": "integer"},
                 }},
+                "LiveEvent": {"description": "The `data:` of one event of `/api/v1/users/{user}/events`.", "oneOf": [
+                    {"type": "object", "required": ["type", "transaction_num", "command", "outcome", "cash", "reserved_cash"], "properties": {
+                        "type": {"const": "account"}, "transaction_num": {"type": "integer"}, "command": {"type": "string"},
+                        "outcome": {"type": "string", "description": "`ok`, or the error code of the refusal."},
+                        "cash": {"$ref": "#/components/schemas/Money"}, "reserved_cash": {"$ref": "#/components/schemas/Money"},
+                    }},
+                    {"allOf": [
+                        {"type": "object", "required": ["type"], "properties": {"type": {"const": "notification"}}},
+                        {"$ref": "#/components/schemas/Notification"},
+                    ]},
+                    {"type": "object", "required": ["type", "symbol", "price", "at"], "properties": {
+                        "type": {"const": "quote"}, "symbol": {"$ref": "#/components/schemas/Symbol"},
+                        "price": {"$ref": "#/components/schemas/Money"}, "at": {"type": "integer", "description": "When fetched, Unix ms."},
+                    }},
+                ]},
                 "Quote": {"type": "object", "required": ["symbol", "price", "fetched_at_ms", "cached"], "properties": {
                     "symbol": {"$ref": "#/components/schemas/Symbol"}, "price": {"$ref": "#/components/schemas/Money"},
                     "fetched_at_ms": {"type": "integer"}, "cached": {"type": "boolean"},

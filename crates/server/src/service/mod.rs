@@ -6,6 +6,7 @@
 //! [`CommandOutcome`] that each door only renders.
 
 mod dumplog;
+pub mod events;
 mod expiry;
 mod outcome;
 mod triggers;
@@ -17,6 +18,7 @@ use store::{
 };
 
 pub use self::dumplog::{Dump, dump_log};
+pub use self::events::Publisher;
 pub use self::expiry::{ExpiryPass, spawn_expiry_task};
 pub use self::outcome::CommandOutcome;
 pub use self::triggers::spawn_trigger_engine;
@@ -60,16 +62,37 @@ pub struct Trading {
     store: Store,
     reader: Reader,
     quotes: QuoteCache<Loader>,
+    events: Publisher,
 }
 
 impl Trading {
-    pub fn new(store: Store, quotes: QuoteCache<Loader>) -> Trading {
+    /// The service over `store`, publishing what happens on `bus`.
+    pub fn new(store: Store, quotes: QuoteCache<Loader>, bus: cache::EventBus) -> Trading {
         let reader = store.reader();
         Trading {
+            events: Publisher::new(bus, reader.clone()),
             store,
             reader,
             quotes,
         }
+    }
+
+    /// What the live event streams are told.
+    pub fn events(&self) -> &Publisher {
+        &self.events
+    }
+
+    /// Every store submission of the service goes through here, so that
+    /// the live event streams hear of every committed step, whatever job it
+    /// was (a command, a price firing triggers, any later kind): what to
+    /// publish is derived from what the store answered.
+    async fn submit(&self, job: Job) -> Result<Done, StoreError> {
+        let user = job.user.clone();
+        let done = self.store.submit(job).await?;
+        if let Some(user) = &user {
+            self.events.published(user, &done);
+        }
+        Ok(done)
     }
 
     pub fn store(&self) -> &Store {
@@ -104,7 +127,7 @@ impl Trading {
             idem_key,
             work: Work::Command { request, quote },
         };
-        let done = self.store.submit(job).await?;
+        let done = self.submit(job).await?;
         if !done.duplicate {
             count_fired_triggers(&done.record);
         }
@@ -127,7 +150,7 @@ impl Trading {
             idem_key: Some(txn),
             work: Work::Register { password_hash },
         };
-        Ok(self.store.submit(job).await?)
+        Ok(self.submit(job).await?)
     }
 
     /// The current price of `symbol` for a read that is not a command. A
@@ -145,7 +168,7 @@ impl Trading {
                 idem_key: None,
                 work: Work::Quote(fetch_record(fetched)),
             };
-            self.store.submit(job).await?;
+            self.submit(job).await?;
         }
         Ok(quote)
     }
@@ -159,7 +182,7 @@ impl Trading {
             .users_with_firing_triggers(symbol, price)
             .await?;
         let jobs = users.into_iter().map(|user| {
-            self.store.submit(Job {
+            self.submit(Job {
                 user: Some(user),
                 idem_key: None,
                 work: Work::Price { symbol, price },
@@ -174,6 +197,20 @@ impl Trading {
         Ok(fired)
     }
 
+    /// A new price of `symbol` was fetched: the streams watching the symbol
+    /// hear of it.
+    pub fn announce_price(&self, symbol: Symbol, price: Money) {
+        let at = self.quotes.peek(symbol).map_or_else(
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis() as i64)
+            },
+            |quote| quote.fetched_at_ms,
+        );
+        self.events.quote(symbol, price, at);
+    }
+
     /// Expires the pending orders due at `now_ms` of up to `limit` users,
     /// each user's in its own atomic step through the group commit, so
     /// that its audit entry, its reserve and its notification are written
@@ -183,9 +220,10 @@ impl Trading {
     pub async fn expire_due(&self, now_ms: i64, limit: usize) -> Result<ExpiryPass, StoreError> {
         let users = self.reader.users_with_orders_due(now_ms, limit).await?;
         let due = users.len();
+        // Through the service's own submission, so that the expiry's
+        // notification goes out on the user's live stream.
         let jobs = users.into_iter().map(|user| async move {
             let done = self
-                .store
                 .submit(Job {
                     user: Some(user.clone()),
                     idem_key: None,

@@ -37,6 +37,7 @@ pub fn spawn_trigger_engine(
                 () = shutdown.wait() => break,
                 price = prices.recv() => match price {
                     Ok((symbol, price)) => {
+                        trading.announce_price(symbol, price);
                         let job = tracing::info_span!("job", job = "fire_triggers", %symbol, %price);
                         async {
                             if let Err(error) = trading.fire_triggers(symbol, price).await {

@@ -104,7 +104,7 @@ impl Chrome {
     }
 
     /// For a trader's pages: with their unread notifications and any
-    /// message left for this page.
+    /// message left for this page (which a live refresh leaves alone).
     pub async fn trader(
         state: &AppState,
         trader: &Trader,
@@ -119,7 +119,11 @@ impl Chrome {
             user: Some(trader.user.to_string()),
             csrf: trader.session.csrf().to_owned(),
             unread,
-            flash: trader.session.take_flash(state).await,
+            flash: if trader.live_refresh {
+                None
+            } else {
+                trader.session.take_flash(state).await
+            },
             ..Chrome::new(state, nav)
         })
     }

@@ -102,9 +102,14 @@ async fn render(
     let (summary, version) = account(state, &trader.user, now).await?;
     let key = trader_key("dashboard", &trader.user, version, "");
     let ttl = view_ttl(&summary, now, PANELS_TTL);
-    let panels = page_cache::fragment(&state.cache, "dashboard", &key, ttl, || {
-        render_panels(state, &trader.user, &summary)
-    })
+    let panels = page_cache::fragment_for(
+        &state.cache,
+        "dashboard",
+        &key,
+        ttl,
+        trader.live_refresh,
+        || render_panels(state, &trader.user, &summary),
+    )
     .await?;
     let page = DashboardPage {
         cash: crate::web::format::dollars(summary.cash),

@@ -80,6 +80,7 @@ impl<T> Posted<T> {
                 Trader {
                     session: self.session,
                     user,
+                    live_refresh: false,
                 },
                 self.form,
             )),

@@ -7,7 +7,8 @@
 //! secrets), failed sign-in counters, one-time messages and cached page
 //! fragments live in the shared cache (Redis in a cluster, memory when
 //! embedded), so any instance serves any page of any signed-in trader.
-//! The pages need no script; one small file adds live countdowns.
+//! The pages need no script; one small file adds live countdowns and
+//! keeps them up to date as things happen (see [`live`]).
 
 mod admin;
 mod assets;
@@ -18,6 +19,7 @@ mod error;
 mod format;
 mod forms;
 mod history;
+mod live;
 mod notifications;
 mod origin;
 mod page_cache;
@@ -26,7 +28,7 @@ mod quotes;
 mod refused;
 mod return_to;
 mod run;
-mod session;
+pub(crate) mod session;
 mod sign_in;
 mod templates;
 mod throttle;

@@ -38,7 +38,30 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Fragment, PageError>>,
 {
-    match cache.get(key).await {
+    fragment_for(cache, page, key, ttl, false, render).await
+}
+
+/// As [`fragment`]; but a page's live refresh (`live_refresh`, see
+/// [`crate::web::live`]) renders it anew, as what it shows (a price) may
+/// have changed without its key, and stores it for the views after.
+pub async fn fragment_for<F, Fut>(
+    cache: &Cache,
+    page: &'static str,
+    key: &str,
+    ttl: Duration,
+    live_refresh: bool,
+    render: F,
+) -> Result<Fragment, PageError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Fragment, PageError>>,
+{
+    let cached = if live_refresh {
+        Ok(None)
+    } else {
+        cache.get(key).await
+    };
+    match cached {
         Ok(Some(bytes)) => {
             if let Ok(text) = String::from_utf8(bytes.to_vec()) {
                 metrics::counter!("page_cache_hits_total", "page" => page).increment(1);
@@ -98,6 +121,27 @@ mod tests {
         assert_eq!(get("k:v1").await, "<b>1</b>");
         assert_eq!(get("k:v1").await, "<b>1</b>", "served from the cache");
         assert_eq!(get("k:v2").await, "<b>2</b>", "a new version renders");
+        assert_eq!(renders.get(), 2);
+        let refreshed = fragment_for(
+            &cache,
+            "test",
+            "k:v2",
+            Duration::from_secs(60),
+            true,
+            || async { Fragment::render(&Counted { n: 7 }) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            refreshed.to_string(),
+            "<b>7</b>",
+            "a live refresh renders anew"
+        );
+        assert_eq!(
+            get("k:v2").await,
+            "<b>7</b>",
+            "and keeps it for the next view"
+        );
         assert_eq!(renders.get(), 2);
     }
 }

@@ -72,18 +72,25 @@ pub async fn page(
         }
     };
     let key = format!("page:quote:{symbol}");
-    let card = page_cache::fragment(&state.cache, "quote", &key, CARD_TTL, || async {
-        let quote = state
-            .trading
-            .quote(symbol, &trader.user, Some(trader.user.clone()))
-            .await
-            .map_err(ApiError::from)?;
-        Fragment::render(&QuoteCard {
-            symbol: symbol.to_string(),
-            price: dollars(quote.price),
-            as_of: utc(quote.fetched_at_ms),
-        })
-    })
+    let card = page_cache::fragment_for(
+        &state.cache,
+        "quote",
+        &key,
+        CARD_TTL,
+        trader.live_refresh,
+        || async {
+            let quote = state
+                .trading
+                .quote(symbol, &trader.user, Some(trader.user.clone()))
+                .await
+                .map_err(ApiError::from)?;
+            Fragment::render(&QuoteCard {
+                symbol: symbol.to_string(),
+                price: dollars(quote.price),
+                as_of: utc(quote.fetched_at_ms),
+            })
+        },
+    )
     .await;
     match card {
         Ok(card) => {

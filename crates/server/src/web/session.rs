@@ -297,6 +297,9 @@ impl FromRequestParts<AppState> for Visitor {
 pub struct Trader {
     pub session: Session,
     pub user: UserId,
+    /// The page is fetched by its own script to bring it up to date
+    /// ([`crate::web::live`]), not shown by the browser.
+    pub live_refresh: bool,
 }
 
 impl FromRequestParts<AppState> for Trader {
@@ -314,7 +317,11 @@ impl FromRequestParts<AppState> for Trader {
         };
         match session {
             Some(session) => match session.who.clone() {
-                Who::Trader(user) => Ok(Trader { session, user }),
+                Who::Trader(user) => Ok(Trader {
+                    session,
+                    user,
+                    live_refresh: crate::web::live::is_refresh(&parts.headers),
+                }),
                 Who::Supervisor => Err(PageError::Redirect("/admin")),
                 Who::Visitor => Err(sign_in()),
             },
