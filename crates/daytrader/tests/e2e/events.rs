@@ -473,6 +473,52 @@ async fn an_event_on_one_instance_reaches_a_stream_on_another() {
     }
 }
 
+/// In a cluster the rings are in Redis: a stream that reconnects to
+/// another instance resumes there.
+#[tokio::test]
+async fn a_stream_resumes_on_another_instance() {
+    let Some(cluster) = cluster() else { return };
+    let one = cluster.instance("resume-1", &[]);
+    let two = cluster.instance("resume-2", &[]);
+    let user = unique("moving");
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let mut stream = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let (seen, _) = stream.event(WAIT).await;
+    drop(stream);
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    ok(
+        &two,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let mut resumed = EventStream::open(&two.url, &user, Caller::Token(TOKEN), seen.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(resumed.event(WAIT).await.1["cash"], "3.00");
+    assert_eq!(resumed.event(WAIT).await.1["cash"], "4.00");
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    assert_eq!(resumed.event(WAIT).await.1["cash"], "5.00");
+}
+
 /// When Redis goes, the streams of a cluster end (they may miss events);
 /// commands go on. When it is back, the instances' subscriber connections
 /// come back by themselves and new streams carry events across instances
