@@ -633,8 +633,9 @@ async fn a_stopping_instance_ends_its_streams() {
 }
 
 /// Through a balancer, a stream is passed on as it comes (no buffering)
-/// and stays open past the balancer's 30 s inactivity timeouts on the
-/// keep-alive comments alone (every 15 s by default).
+/// and stays open past the balancer's 30 s inactivity timeouts (HAProxy's
+/// and nginx's; pen has none) on the keep-alive comments alone (every 15 s
+/// by default).
 async fn a_stream_stays_open_through(lb: &str) {
     let Some(cluster) = LocalCluster::up(lb, 2, &[]) else {
         return;
@@ -680,4 +681,9 @@ async fn a_stream_stays_open_through_haproxy() {
 #[tokio::test]
 async fn a_stream_stays_open_through_nginx() {
     a_stream_stays_open_through("nginx").await;
+}
+
+#[tokio::test]
+async fn a_stream_stays_open_through_pen() {
+    a_stream_stays_open_through("pen").await;
 }
