@@ -473,6 +473,50 @@ async fn an_event_on_one_instance_reaches_a_stream_on_another() {
     }
 }
 
+/// A price fetched on one instance reaches the streams on another, for
+/// the users watching its symbol only.
+#[tokio::test]
+async fn a_price_fetched_on_one_instance_reaches_a_stream_on_another() {
+    let Some(cluster) = cluster() else { return };
+    let one = cluster.instance("quotes-1", &[("QUOTE_TTL_SECS", "1")]);
+    let two = cluster.instance("quotes-2", &[("QUOTE_TTL_SECS", "1")]);
+    let (watcher, other) = (unique("watcher"), unique("other"));
+    for user in [&watcher, &other] {
+        ok(
+            &one,
+            json!({"command": "ADD", "user": user, "amount": "100.00"}),
+        )
+        .await;
+    }
+    ok(
+        &one,
+        json!({"command": "SET_BUY_AMOUNT", "user": watcher, "symbol": "QEV", "amount": "10.00"}),
+    )
+    .await;
+    let mut watching = EventStream::open(&one.url, &watcher, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    let mut not_watching = EventStream::open(&one.url, &other, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    // Past the cached price's second, so that the quote is fetched.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let quoted = ok(
+        &two,
+        json!({"command": "QUOTE", "user": other, "symbol": "QEV"}),
+    )
+    .await;
+    let (_, quote) = watching.event_of("quote", WAIT).await;
+    assert_eq!(quote["symbol"], "QEV");
+    assert_eq!(quote["price"], quoted["result"]["price"]);
+    // The other trader hears of their own QUOTE command only.
+    let (_, account) = not_watching.event(WAIT).await;
+    assert_eq!(account["command"], "QUOTE");
+    while let Some(item) = not_watching.item(Duration::from_secs(1)).await {
+        assert!(!matches!(item, Item::Event { .. }), "{item:?}");
+    }
+}
+
 /// In a cluster the rings are in Redis: a stream that reconnects to
 /// another instance resumes there.
 #[tokio::test]
