@@ -39,7 +39,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::{Cache, CacheError};
 
 pub use local::Registration;
-use local::{Local, MemoryRings};
+use local::{Local, MemoryRings, Watching};
 
 /// The bounds of a bus.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -143,6 +143,8 @@ pub struct Subscription {
     pub events: mpsc::Receiver<BusEvent>,
     pub quotes: broadcast::Receiver<QuoteEvent>,
     pub registration: Registration,
+    /// Embedded: the ring's watch, released with the stream.
+    _watching: Option<Watching>,
 }
 
 /// The bus. Cheap to clone; clones share it.
@@ -157,7 +159,7 @@ struct Inner {
 }
 
 enum Backend {
-    Memory(MemoryRings),
+    Memory(Arc<MemoryRings>),
     Redis(redis_bus::RedisBus),
 }
 
@@ -171,7 +173,7 @@ impl EventBus {
     pub fn new(cache: &Cache, config: BusConfig) -> EventBus {
         let local = Arc::new(Local::new(config, QUOTE_BACKLOG));
         let backend = match cache {
-            Cache::Memory(_) => Backend::Memory(MemoryRings::new(config)),
+            Cache::Memory(_) => Backend::Memory(Arc::new(MemoryRings::new(config))),
             Cache::Redis(redis) => {
                 Backend::Redis(redis_bus::RedisBus::start(redis, config, local.clone()))
             }
@@ -185,8 +187,7 @@ impl EventBus {
     pub fn publish(&self, user: &str, data: String) {
         match &self.inner.backend {
             Backend::Memory(rings) => {
-                let streaming = self.inner.local.has_streams(user);
-                if let Some(event) = rings.append(user, data.into(), streaming) {
+                if let Some(event) = rings.append(user, data.into()) {
                     self.inner.local.deliver(user, &event);
                 }
             }
@@ -215,15 +216,20 @@ impl EventBus {
         // Registered before the ring is read, so that nothing published in
         // between is missed; what arrives twice is skipped by id.
         let (registration, events, quotes) = self.inner.local.register(user)?;
-        let resume = match &self.inner.backend {
-            Backend::Memory(rings) => rings.watch(user, last_seen),
-            Backend::Redis(redis) => redis.watch(user, last_seen).await?,
+        let (resume, watching) = match &self.inner.backend {
+            Backend::Memory(rings) => {
+                let (resume, watching) = rings.watch(user, last_seen);
+                (resume, Some(watching))
+            }
+            // Redis keeps the user watched while the registration lasts.
+            Backend::Redis(redis) => (redis.watch(user, last_seen).await?, None),
         };
         Ok(Subscription {
             resume,
             events,
             quotes,
             registration,
+            _watching: watching,
         })
     }
 
@@ -264,6 +270,78 @@ mod tests {
         BusEvent {
             id: EventId { epoch, n },
             data: format!("{n}").into(),
+        }
+    }
+
+    fn small() -> BusConfig {
+        BusConfig {
+            ring: 3,
+            stream_queue: 2,
+            per_user_streams: 2,
+            max_streams: 3,
+            retain: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_bus_delivers_keeps_and_bounds() {
+        let bus = EventBus::new(&Cache::memory("t:"), small());
+        // Nobody watches: dropped, not kept.
+        bus.publish("ann", "lost".into());
+        let mut first = bus.subscribe("ann", None).await.unwrap();
+        assert_eq!(first.resume, Resume::Fresh);
+        bus.publish("ann", "one".into());
+        bus.publish("bob", "not ann's".into());
+        let one = first.events.recv().await.unwrap();
+        assert_eq!(&*one.data, "one");
+        assert!(first.events.try_recv().is_err(), "only ann's events");
+
+        // Bounds: two per user, three per instance.
+        let second = bus.subscribe("ann", None).await.unwrap();
+        assert!(matches!(
+            bus.subscribe("ann", None).await,
+            Err(BusError::UserLimit(2))
+        ));
+        let _bob = bus.subscribe("bob", None).await.unwrap();
+        assert!(matches!(
+            bus.subscribe("cy", None).await,
+            Err(BusError::ServerLimit(3))
+        ));
+        assert_eq!(bus.streams(), 3);
+        drop(second);
+        assert_eq!(bus.streams(), 2);
+
+        // A stream that does not read is dropped once its queue is full;
+        // its events stay in the ring for it to resume from.
+        for text in ["two", "three", "four"] {
+            bus.publish("ann", text.into());
+        }
+        let mut queued = Vec::new();
+        while let Some(event) = first.events.recv().await {
+            queued.push(event);
+        }
+        assert_eq!(queued.len(), 2, "the queue held two, then the stream ended");
+        drop(first);
+        let resumed = bus.subscribe("ann", Some(one.id)).await.unwrap();
+        let Resume::Replay(missed) = resumed.resume else {
+            panic!("the ring still holds what was missed");
+        };
+        let texts: Vec<&str> = missed.iter().map(|event| &*event.data).collect();
+        assert_eq!(texts, ["two", "three", "four"]);
+        // Older than the ring of three: a gap.
+        let gap = bus.subscribe("ann", Some(EventId { n: 0, ..one.id })).await;
+        assert_eq!(gap.unwrap().resume, Resume::Gap);
+    }
+
+    #[tokio::test]
+    async fn quote_events_reach_every_stream() {
+        let bus = EventBus::new(&Cache::memory("t:"), small());
+        let mut ann = bus.subscribe("ann", None).await.unwrap();
+        let mut bob = bus.subscribe("bob", None).await.unwrap();
+        bus.publish_quote("ABC", "price".into());
+        for stream in [&mut ann, &mut bob] {
+            let quote = stream.quotes.recv().await.unwrap();
+            assert_eq!((&*quote.symbol, &*quote.data), ("ABC", "price"));
         }
     }
 

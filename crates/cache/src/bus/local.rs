@@ -128,10 +128,6 @@ impl Local {
         metrics::gauge!("event_streams").set(0.0);
     }
 
-    pub(crate) fn has_streams(&self, user: &str) -> bool {
-        lock(&self.streams).by_user.contains_key(user)
-    }
-
     /// The users with a stream held here.
     pub(crate) fn users(&self) -> Vec<String> {
         lock(&self.streams).by_user.keys().cloned().collect()
@@ -152,9 +148,33 @@ struct Ring {
     epoch: u64,
     newest: u64,
     events: VecDeque<BusEvent>,
-    /// When a stream last watched the user; the ring lives
-    /// [`BusConfig::retain`] past it.
+    /// Streams of the user open now.
+    watchers: usize,
+    /// When the last of them closed (or the ring was made); with none
+    /// open, the ring lives [`BusConfig::retain`] past it.
     watched_at: Instant,
+}
+
+impl Ring {
+    fn watched(&self, now: Instant, retain: std::time::Duration) -> bool {
+        self.watchers > 0 || now.duration_since(self.watched_at) <= retain
+    }
+}
+
+/// A stream's watch over its user's ring; dropping it starts the time
+/// the ring is retained.
+pub(crate) struct Watching {
+    rings: Arc<MemoryRings>,
+    user: String,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Some(ring) = lock(&self.rings.rings).get_mut(&self.user) {
+            ring.watchers -= 1;
+            ring.watched_at = Instant::now();
+        }
+    }
 }
 
 impl MemoryRings {
@@ -165,16 +185,12 @@ impl MemoryRings {
         }
     }
 
-    /// Numbers `data` and keeps it in `user`'s ring, if the user is watched
-    /// (`streaming`: a stream of theirs is open now). `None` when nobody
-    /// watches: the event is dropped.
-    pub(crate) fn append(&self, user: &str, data: Arc<str>, streaming: bool) -> Option<BusEvent> {
+    /// Numbers `data` and keeps it in `user`'s ring, if the user is
+    /// watched. `None` when nobody watches: the event is dropped.
+    pub(crate) fn append(&self, user: &str, data: Arc<str>) -> Option<BusEvent> {
         let mut rings = lock(&self.rings);
         let ring = rings.get_mut(user)?;
-        let now = Instant::now();
-        if streaming {
-            ring.watched_at = now;
-        } else if now.duration_since(ring.watched_at) > self.config.retain {
+        if !ring.watched(Instant::now(), self.config.retain) {
             rings.remove(user);
             return None;
         }
@@ -193,26 +209,36 @@ impl MemoryRings {
         Some(event)
     }
 
-    /// Marks `user` watched (making their ring if needed) and answers what a
-    /// stream resuming after `last_seen` replays. Rings unwatched for longer
-    /// than they are retained are swept on the way.
-    pub(crate) fn watch(&self, user: &str, last_seen: Option<EventId>) -> Resume {
+    /// Watches `user` (making their ring if needed) and answers what a
+    /// stream resuming after `last_seen` replays. Rings no longer watched
+    /// are swept on the way.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        user: &str,
+        last_seen: Option<EventId>,
+    ) -> (Resume, Watching) {
         let mut rings = lock(&self.rings);
         let now = Instant::now();
         let retain = self.config.retain;
-        rings.retain(|_, ring| now.duration_since(ring.watched_at) <= retain);
+        rings.retain(|_, ring| ring.watched(now, retain));
         let ring = rings.entry(user.to_owned()).or_insert_with(|| Ring {
             epoch: new_epoch(),
             newest: 0,
             events: VecDeque::new(),
+            watchers: 0,
             watched_at: now,
         });
-        ring.watched_at = now;
+        ring.watchers += 1;
         let newest = EventId {
             epoch: ring.epoch,
             n: ring.newest,
         };
-        resume_from(ring.events.make_contiguous(), newest, last_seen)
+        let resume = resume_from(ring.events.make_contiguous(), newest, last_seen);
+        let watching = Watching {
+            rings: self.clone(),
+            user: user.to_owned(),
+        };
+        (resume, watching)
     }
 }
 

@@ -473,6 +473,96 @@ async fn an_event_on_one_instance_reaches_a_stream_on_another() {
     }
 }
 
+/// A price fetched on one instance reaches the streams on another, for
+/// the users watching its symbol only.
+#[tokio::test]
+async fn a_price_fetched_on_one_instance_reaches_a_stream_on_another() {
+    let Some(cluster) = cluster() else { return };
+    let one = cluster.instance("quotes-1", &[("QUOTE_TTL_SECS", "1")]);
+    let two = cluster.instance("quotes-2", &[("QUOTE_TTL_SECS", "1")]);
+    let (watcher, other) = (unique("watcher"), unique("other"));
+    for user in [&watcher, &other] {
+        ok(
+            &one,
+            json!({"command": "ADD", "user": user, "amount": "100.00"}),
+        )
+        .await;
+    }
+    ok(
+        &one,
+        json!({"command": "SET_BUY_AMOUNT", "user": watcher, "symbol": "QEV", "amount": "10.00"}),
+    )
+    .await;
+    let mut watching = EventStream::open(&one.url, &watcher, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    let mut not_watching = EventStream::open(&one.url, &other, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    // Past the cached price's second, so that the quote is fetched.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let quoted = ok(
+        &two,
+        json!({"command": "QUOTE", "user": other, "symbol": "QEV"}),
+    )
+    .await;
+    let (_, quote) = watching.event_of("quote", WAIT).await;
+    assert_eq!(quote["symbol"], "QEV");
+    assert_eq!(quote["price"], quoted["result"]["price"]);
+    // The other trader hears of their own QUOTE command only.
+    let (_, account) = not_watching.event(WAIT).await;
+    assert_eq!(account["command"], "QUOTE");
+    while let Some(item) = not_watching.item(Duration::from_secs(1)).await {
+        assert!(!matches!(item, Item::Event { .. }), "{item:?}");
+    }
+}
+
+/// In a cluster the rings are in Redis: a stream that reconnects to
+/// another instance resumes there.
+#[tokio::test]
+async fn a_stream_resumes_on_another_instance() {
+    let Some(cluster) = cluster() else { return };
+    let one = cluster.instance("resume-1", &[]);
+    let two = cluster.instance("resume-2", &[]);
+    let user = unique("moving");
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let mut stream = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None)
+        .await
+        .unwrap();
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let (seen, _) = stream.event(WAIT).await;
+    drop(stream);
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    ok(
+        &two,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    let mut resumed = EventStream::open(&two.url, &user, Caller::Token(TOKEN), seen.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(resumed.event(WAIT).await.1["cash"], "3.00");
+    assert_eq!(resumed.event(WAIT).await.1["cash"], "4.00");
+    ok(
+        &one,
+        json!({"command": "ADD", "user": user, "amount": "1.00"}),
+    )
+    .await;
+    assert_eq!(resumed.event(WAIT).await.1["cash"], "5.00");
+}
+
 /// When Redis goes, the streams of a cluster end (they may miss events);
 /// commands go on. When it is back, the instances' subscriber connections
 /// come back by themselves and new streams carry events across instances
@@ -587,8 +677,9 @@ async fn a_stopping_instance_ends_its_streams() {
 }
 
 /// Through a balancer, a stream is passed on as it comes (no buffering)
-/// and stays open past the balancer's 30 s inactivity timeouts on the
-/// keep-alive comments alone (every 15 s by default).
+/// and stays open past the balancer's 30 s inactivity timeouts (HAProxy's
+/// and nginx's; pen has none) on the keep-alive comments alone (every 15 s
+/// by default).
 async fn a_stream_stays_open_through(lb: &str) {
     let Some(cluster) = LocalCluster::up(lb, 2, &[]) else {
         return;
@@ -634,4 +725,9 @@ async fn a_stream_stays_open_through_haproxy() {
 #[tokio::test]
 async fn a_stream_stays_open_through_nginx() {
     a_stream_stays_open_through("nginx").await;
+}
+
+#[tokio::test]
+async fn a_stream_stays_open_through_pen() {
+    a_stream_stays_open_through("pen").await;
 }
