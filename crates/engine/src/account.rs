@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
+use crate::cost::Costs;
 use crate::event::{Event, EventKind, FundsAction};
 use crate::money::Money;
 use crate::rejection::{RejectCode, Rejection};
@@ -36,6 +37,10 @@ pub struct Account {
     pub(crate) pending_sells: Vec<PendingOrder>,
     pub(crate) buy_triggers: BTreeMap<Symbol, BuyTrigger>,
     pub(crate) sell_triggers: BTreeMap<Symbol, SellTrigger>,
+    /// What the shares owned cost, and the gain sales realized (`cost.rs`).
+    /// Appended last: the store decodes accounts written before it with
+    /// no costs.
+    pub(crate) costs: Costs,
 }
 
 /// A BUY waiting for COMMIT_BUY (it holds `shares × price` of cash), or a

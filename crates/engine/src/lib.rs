@@ -5,6 +5,7 @@
 
 mod account;
 mod command;
+mod cost;
 mod event;
 mod money;
 mod orders;
@@ -25,6 +26,7 @@ pub use account::{
 pub use command::{
     Arg, Command, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,
 };
+pub use cost::{Costs, average_price, cost_of_sale};
 pub use event::{Event, EventKind, FundsAction};
 pub use money::{AmountError, Dollars, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};

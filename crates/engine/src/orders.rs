@@ -79,6 +79,7 @@ impl Account {
     pub(crate) fn commit_buy(&mut self) -> Result<Reply, Rejection> {
         let buy = self.pending_buys.pop().ok_or_else(no_pending_buy)?;
         self.add_shares(buy.symbol, buy.shares);
+        self.record_purchase(buy.symbol, buy.value());
         Ok(buy.settled(buy.value()))
     }
 
@@ -133,6 +134,7 @@ impl Account {
             ));
         }
         self.credit(proceeds, ctx.txn, events);
+        self.record_sale(sell.symbol, sell.shares, proceeds);
         Ok(sell.settled(proceeds))
     }
 
