@@ -7,6 +7,7 @@
 //!
 //! Each method is documented once, here; the back ends only say how.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::StoreError;
 use crate::batch::{Done, Job, LoadedAccount};
 use crate::notification::Notification;
 use crate::postgres::{PgReader, PgStore};
+use crate::prices::PricePoint;
 use crate::record::{HistoryItem, HistoryPage, LogRow};
 use crate::sqlite::{SqliteReader, SqliteStore};
 use crate::tokens::{ApiToken, NewApiToken, TokenHash};
@@ -125,6 +127,21 @@ pub trait Reads: Clone + Send + Sync + 'static {
         before_id: Option<i64>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// The price history of `symbol` (`crate::prices`), oldest first:
+    /// every point kept, or those recorded after `since_ms`.
+    fn price_history(
+        &self,
+        symbol: Symbol,
+        since_ms: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<PricePoint>, StoreError>> + Send;
+
+    /// The newest point of the price history of each of `symbols`: the
+    /// last price the system fetched. A symbol never fetched is absent.
+    fn latest_prices(
+        &self,
+        symbols: Vec<Symbol>,
+    ) -> impl Future<Output = Result<HashMap<Symbol, PricePoint>, StoreError>> + Send;
 
     /// How many of the user's notifications are unread.
     fn unread_notifications(
@@ -239,6 +256,8 @@ dispatch! {
         async fn accounts_page(after_user: Option<&UserId>, limit: usize) -> Result<Vec<(UserId, LoadedAccount)>, StoreError>;
         async fn notifications(user: &UserId, before_id: Option<i64>, limit: usize) -> Result<Vec<Notification>, StoreError>;
         async fn unread_notifications(user: &UserId) -> Result<u64, StoreError>;
+        async fn price_history(symbol: Symbol, since_ms: Option<i64>) -> Result<Vec<PricePoint>, StoreError>;
+        async fn latest_prices(symbols: Vec<Symbol>) -> Result<HashMap<Symbol, PricePoint>, StoreError>;
     }
 
     fn stream_log(

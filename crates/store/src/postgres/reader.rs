@@ -2,6 +2,8 @@
 //! the acquire timeout for a connection, and fails fast while the database
 //! is known to be down.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use engine::{Money, Symbol, TriggerSide, UserId};
 use futures::Stream;
@@ -18,6 +20,7 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
+use crate::prices::PricePoint;
 use crate::record::{HistoryPage, LogRow};
 use crate::tokens::{ApiToken, TokenHash};
 
@@ -294,6 +297,50 @@ impl Reads for PgReader {
             .collect()
     }
 
+    async fn price_history(
+        &self,
+        symbol: Symbol,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<PricePoint>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT at_ms, price FROM price_history WHERE symbol = $1 AND at_ms > $2
+                     ORDER BY at_ms, seq",
+                )
+                .bind(symbol.as_str())
+                .bind(since_ms.unwrap_or(i64::MIN)),
+            )
+            .await?;
+        rows.iter().map(price_point).collect()
+    }
+
+    async fn latest_prices(
+        &self,
+        symbols: Vec<Symbol>,
+    ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+        let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT s.symbol, l.at_ms, l.price FROM unnest($1::text[]) AS s(symbol)
+                     CROSS JOIN LATERAL (
+                         SELECT at_ms, price FROM price_history h WHERE h.symbol = s.symbol
+                         ORDER BY at_ms DESC, seq DESC LIMIT 1) AS l",
+                )
+                .bind(&names),
+            )
+            .await?;
+        let mut latest = HashMap::new();
+        for row in &rows {
+            let name: &str = row.try_get("symbol")?;
+            let symbol = Symbol::parse(name)
+                .map_err(|_| StoreError::Corrupt(format!("price history symbol {name:?}")))?;
+            latest.insert(symbol, price_point(row)?);
+        }
+        Ok(latest)
+    }
+
     async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
         let rows = self
             .fetch_all(
@@ -351,6 +398,14 @@ async fn stream_rows(
     let _ = tx.send(Ok(chunks.finish())).await;
     let _ = sqlx::Connection::close(conn).await;
     Ok(())
+}
+
+/// Reads a price history row's `at_ms` and `price`.
+fn price_point(row: &PgRow) -> Result<PricePoint, StoreError> {
+    Ok(PricePoint {
+        at_ms: row.try_get("at_ms")?,
+        price: Money::from_cents(row.try_get("price")?),
+    })
 }
 
 /// Reads a `seq, ts_ms, server, user_id, txn, body` row (by position: by

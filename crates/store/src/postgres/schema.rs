@@ -94,6 +94,18 @@ const MIGRATIONS: &[&str] = &[
         at_ms    BIGINT NOT NULL
     );
     "#,
+    // 4: the price history (prices.rs): every fetched price per symbol,
+    // written with the log row of the fetch, the newest 1,000 per symbol
+    // kept. seq is that log row's.
+    r#"
+    CREATE TABLE price_history (
+        symbol TEXT COLLATE "C" NOT NULL,
+        at_ms  BIGINT NOT NULL,
+        seq    BIGINT NOT NULL,
+        price  BIGINT NOT NULL,
+        PRIMARY KEY (symbol, at_ms, seq)
+    );
+    "#,
 ];
 
 /// Brings the database up to the current schema, waiting for any other

@@ -2,6 +2,7 @@
 //! (WAL lets them read while the committer writes), each query on a
 //! blocking thread.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,7 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
+use crate::prices::PricePoint;
 use crate::record::{HistoryPage, LogRow};
 use crate::tokens::{ApiToken, TokenHash};
 
@@ -340,6 +342,56 @@ impl Reads for SqliteReader {
                 page.push(columns.decode()?);
             }
             Ok(page)
+        })
+        .await
+    }
+
+    async fn price_history(
+        &self,
+        symbol: Symbol,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<PricePoint>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at_ms, price FROM price_history WHERE symbol = ?1 AND at_ms > ?2
+                 ORDER BY at_ms, seq",
+            )?;
+            let rows = stmt.query_map(
+                params![symbol.as_str(), since_ms.unwrap_or(i64::MIN)],
+                |row| {
+                    Ok(PricePoint {
+                        at_ms: row.get(0)?,
+                        price: Money::from_cents(row.get(1)?),
+                    })
+                },
+            )?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn latest_prices(
+        &self,
+        symbols: Vec<Symbol>,
+    ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at_ms, price FROM price_history WHERE symbol = ?1
+                 ORDER BY at_ms DESC, seq DESC LIMIT 1",
+            )?;
+            let mut latest = HashMap::new();
+            for symbol in symbols {
+                let point = stmt
+                    .query_row([symbol.as_str()], |row| {
+                        Ok(PricePoint {
+                            at_ms: row.get(0)?,
+                            price: Money::from_cents(row.get(1)?),
+                        })
+                    })
+                    .optional()?;
+                latest.extend(point.map(|point| (symbol, point)));
+            }
+            Ok(latest)
         })
         .await
     }

@@ -83,6 +83,18 @@ const MIGRATIONS: &[&str] = &[
         at_ms    INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 5: the price history (prices.rs): every fetched price per symbol,
+    // written with the log row of the fetch, the newest 1,000 per symbol
+    // kept. seq is that log row's.
+    "
+    CREATE TABLE price_history (
+        symbol TEXT NOT NULL,
+        at_ms  INTEGER NOT NULL,
+        seq    INTEGER NOT NULL,
+        price  INTEGER NOT NULL,
+        PRIMARY KEY (symbol, at_ms, seq)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Brings the database up to the current schema.

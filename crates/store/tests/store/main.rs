@@ -11,4 +11,5 @@ mod commands;
 mod log;
 mod notifications;
 mod postgres;
+mod prices;
 mod sqlite;
