@@ -16,6 +16,7 @@ mod symbol;
 pub mod transaction_num;
 mod triggers;
 mod user;
+mod valuation;
 pub mod whole_number;
 pub mod wire;
 
@@ -37,4 +38,5 @@ pub use reply::{
 pub use summary::{BuyTriggerView, Holding, PendingView, SellTriggerView, Summary};
 pub use symbol::{Symbol, SymbolError};
 pub use user::{UserId, UserIdError};
+pub use valuation::{HoldingValue, Valuation};
 pub use wire::{CommandBody, ErrorBody};

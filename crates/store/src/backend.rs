@@ -50,7 +50,23 @@ pub trait Reads: Clone + Send + Sync + 'static {
         user: &UserId,
         before_seq: Option<i64>,
         limit: usize,
-    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send {
+        async move {
+            let rows = self
+                .user_log(user, before_seq, limit.saturating_add(1))
+                .await?;
+            Ok(HistoryPage::of(rows, limit))
+        }
+    }
+
+    /// Up to `limit` of the user's log rows before row `before_seq` (from
+    /// the newest when `None`), newest first.
+    fn user_log(
+        &self,
+        user: &UserId,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LogRow>, StoreError>> + Send;
 
     /// The user's history lines from their latest `limit` log rows, newest
     /// first.
@@ -246,7 +262,7 @@ dispatch! {
         async fn ping() -> Result<(), StoreError>;
         async fn account(user: &UserId) -> Result<Option<LoadedAccount>, StoreError>;
         async fn account_version(user: &UserId) -> Result<Option<i64>, StoreError>;
-        async fn history_page(user: &UserId, before_seq: Option<i64>, limit: usize) -> Result<HistoryPage, StoreError>;
+        async fn user_log(user: &UserId, before_seq: Option<i64>, limit: usize) -> Result<Vec<LogRow>, StoreError>;
         async fn password_hash(user: &UserId) -> Result<Option<String>, StoreError>;
         async fn api_tokens(user: &UserId) -> Result<Vec<ApiToken>, StoreError>;
         async fn api_token_user(hash: TokenHash) -> Result<Option<UserId>, StoreError>;

@@ -6,6 +6,7 @@
 //! [`CommandOutcome`] that each door only renders.
 
 mod dumplog;
+pub mod money;
 mod outcome;
 mod triggers;
 

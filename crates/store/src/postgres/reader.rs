@@ -21,7 +21,7 @@ use crate::codec::{
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
 use crate::prices::PricePoint;
-use crate::record::{HistoryPage, LogRow};
+use crate::record::LogRow;
 use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader PostgreSQL database; cheap to clone.
@@ -98,12 +98,12 @@ impl Reads for PgReader {
         Ok(rows.first().map(|row| row.try_get(0)).transpose()?)
     }
 
-    async fn history_page(
+    async fn user_log(
         &self,
         user: &UserId,
         before_seq: Option<i64>,
         limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
+    ) -> Result<Vec<LogRow>, StoreError> {
         let rows = self
             .fetch_all(
                 sqlx::query(
@@ -112,11 +112,10 @@ impl Reads for PgReader {
                 )
                 .bind(user.as_str())
                 .bind(before_seq.unwrap_or(i64::MAX))
-                .bind(limit_param(limit.saturating_add(1))),
+                .bind(limit_param(limit)),
             )
             .await?;
-        let rows = rows.iter().map(log_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(HistoryPage::of(rows, limit))
+        rows.iter().map(log_row).collect()
     }
 
     async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {

@@ -22,7 +22,7 @@ use crate::codec::{
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
 use crate::prices::PricePoint;
-use crate::record::{HistoryPage, LogRow};
+use crate::record::LogRow;
 use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader SQLite database, usable while a server runs.
@@ -133,12 +133,12 @@ impl Reads for SqliteReader {
         .await
     }
 
-    async fn history_page(
+    async fn user_log(
         &self,
         user: &UserId,
         before_seq: Option<i64>,
         limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
+    ) -> Result<Vec<LogRow>, StoreError> {
         let user = user.clone();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -149,15 +149,15 @@ impl Reads for SqliteReader {
                 params![
                     user.as_str(),
                     before_seq.unwrap_or(i64::MAX),
-                    limit_param(limit.saturating_add(1))
+                    limit_param(limit)
                 ],
                 read_row,
             )?;
-            let mut page = Vec::with_capacity(limit + 1);
+            let mut page = Vec::with_capacity(limit);
             for row in rows {
                 page.push(row??);
             }
-            Ok(HistoryPage::of(page, limit))
+            Ok(page)
         })
         .await
     }
