@@ -131,7 +131,20 @@ pub fn comparable(mut summary: Value) -> Value {
 }
 
 pub fn engine_summary(account: &Account) -> Value {
-    comparable(serde_json::to_value(account.summary(0)).unwrap())
+    comparable(summary_view(account, 0))
+}
+
+/// The summary the API shows of `account` at `at_ms`, money view included:
+/// every symbol held was fetched at its fixed price, so that is the
+/// newest price the server knows of it.
+fn summary_view(account: &Account, at_ms: i64) -> Value {
+    let summary = account.summary(at_ms);
+    let valuation = account.valuation(&summary, |symbol| Some(quotes::fixed_price(symbol)));
+    let mut view = serde_json::to_value(&summary).unwrap();
+    view["value"] = serde_json::to_value(valuation.value).unwrap();
+    view["realized_gain"] = serde_json::to_value(valuation.realized_gain).unwrap();
+    view["holdings"] = serde_json::to_value(&valuation.holdings).unwrap();
+    view
 }
 
 /// Reads a summary with `read` (`GET /api/v1/users/{user}`) and checks it
@@ -160,7 +173,7 @@ pub async fn assert_summary_as_read<F: Future<Output = Value>>(
         .filter(|at| (from + 1..=to).contains(at));
     let candidates: Vec<Value> = std::iter::once(from)
         .chain(expiries)
-        .map(|at| serde_json::to_value(account.summary(at)).unwrap())
+        .map(|at| summary_view(account, at))
         .collect();
     assert!(
         candidates.contains(&shown),
