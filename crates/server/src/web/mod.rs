@@ -11,6 +11,7 @@
 
 mod admin;
 mod assets;
+mod charts;
 mod chrome;
 mod dashboard;
 mod error;
