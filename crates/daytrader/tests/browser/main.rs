@@ -23,6 +23,7 @@ mod local_cluster;
 mod browser;
 mod failures;
 mod journey;
+mod money;
 mod supervisor;
 
 use crate::browser::run;
@@ -43,17 +44,19 @@ async fn traders_use_the_web_pages_through_the_balancer() {
     };
     let base = format!("http://127.0.0.1:{}", cluster.port);
     let token = cluster.token().to_owned();
-    let (journey, refusals, supervisor) = tokio::join!(
+    let (journey, refusals, supervisor, money) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
             supervisor::supervisor(browser, &token).await
         }),
+        run("money", &base, money::money),
     );
     for (scenario, outcome) in [
         ("journey", journey),
         ("refusals", refusals),
         ("supervisor", supervisor),
+        ("money", money),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");

@@ -102,9 +102,16 @@ fn thin(series: &[(i64, Money)]) -> Vec<(i64, Money)> {
     thinned
 }
 
-/// A price history as a series.
-pub fn price_series(points: &[PricePoint]) -> Vec<(i64, Money)> {
-    points.iter().map(|p| (p.at_ms, p.price)).collect()
+/// A price history as a series, up to `now_ms`: the last price known
+/// holds until a new one is fetched.
+pub fn price_series(points: &[PricePoint], now_ms: i64) -> Vec<(i64, Money)> {
+    let mut series: Vec<_> = points.iter().map(|p| (p.at_ms, p.price)).collect();
+    if let Some(&(at, price)) = series.last()
+        && at < now_ms
+    {
+        series.push((now_ms, price));
+    }
+    series
 }
 
 /// Cash (spendable and reserved) and shares owned, after some step.

@@ -89,7 +89,11 @@ pub async fn page(
             symbol: symbol.to_string(),
             price: dollars(quote.price),
             as_of: utc(quote.fetched_at_ms),
-            chart: line_chart("price-chart", &title, &price_series(&history))?,
+            chart: line_chart(
+                "price-chart",
+                &title,
+                &price_series(&history, (state.clock)()),
+            )?,
         })
     })
     .await;
