@@ -272,3 +272,114 @@ pub fn value_over_time(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use engine::{CommandRequest, Context, execute};
+
+    use super::*;
+
+    fn abc() -> Symbol {
+        Symbol::parse("ABC").unwrap()
+    }
+
+    /// Runs commands at the given times and prices, as the store would:
+    /// the account after them, and their log rows, newest first.
+    fn run(
+        steps: &[(i64, CommandName, Option<&str>, Option<&str>, i64)],
+    ) -> (Account, Vec<LogRow>) {
+        let mut account = None;
+        let mut rows = Vec::new();
+        for (i, &(at, name, symbol, amount, price)) in steps.iter().enumerate() {
+            let request = CommandRequest::new(name, Some("u1"), symbol, amount, None).unwrap();
+            let ctx = Context {
+                now_ms: at,
+                txn: i as i64 + 1,
+                price: Some(Money::from_cents(price)),
+            };
+            let mut events = Vec::new();
+            let outcome = execute(&mut account, &request.command().unwrap(), &ctx, &mut events);
+            rows.push(LogRow {
+                seq: i as i64 + 1,
+                ts_ms: at,
+                server: "t".into(),
+                user: None,
+                txn: ctx.txn,
+                record: Record::Command {
+                    request,
+                    quote: None,
+                    outcome,
+                    balance: None,
+                    events,
+                },
+            });
+        }
+        rows.reverse();
+        (account.unwrap(), rows)
+    }
+
+    fn point(at_ms: i64, cents: i64) -> PricePoint {
+        PricePoint {
+            at_ms,
+            price: Money::from_cents(cents),
+        }
+    }
+
+    #[test]
+    fn the_value_follows_deposits_fills_and_prices() {
+        use CommandName::*;
+        let (account, rows) = run(&[
+            (1_000, Add, None, Some("100.00"), 0),
+            (2_000, Buy, Some("ABC"), Some("50.00"), 1_000),
+            (2_500, CommitBuy, None, None, 0),
+            (4_000, Sell, Some("ABC"), Some("20.00"), 1_200),
+            (4_500, CommitSell, None, None, 0),
+        ]);
+        let prices = HashMap::from([(
+            abc(),
+            vec![
+                point(2_000, 1_000),
+                point(3_000, 1_500),
+                point(4_000, 1_200),
+            ],
+        )]);
+        let cents: Vec<(i64, i64)> = value_over_time(&account, 5_000, &rows, &prices)
+            .into_iter()
+            .map(|(at, m)| (at, m.cents()))
+            .collect();
+        assert_eq!(
+            cents,
+            [
+                (1_000, 10_000),
+                // Reserving for the buy moves nothing: cash + reserved.
+                (2_000, 10_000),
+                // 5 shares at 10.00 bought with 50.00.
+                (2_500, 10_000),
+                // The price rises to 15.00: 50.00 + 5 × 15.00.
+                (3_000, 12_500),
+                // It falls to 12.00.
+                (4_000, 11_000),
+                // 1 share sold for 12.00: 62.00 + 4 × 12.00.
+                (4_500, 11_000),
+                (5_000, 11_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_needs_two_points_and_the_last_price_holds_until_now() {
+        let one = price_series(&[point(1_000, 500)], 1_000);
+        assert!(line_chart("c", "C", &one).unwrap().is_none());
+        let held = price_series(&[point(1_000, 500)], 9_000);
+        assert_eq!(held.len(), 2);
+        let svg = line_chart("c", "C", &held).unwrap().unwrap();
+        assert!(
+            svg.as_str().contains("<polyline class=\"chart-line\""),
+            "{svg}"
+        );
+        assert!(
+            !svg.as_str().contains("style="),
+            "the CSP allows no style attribute"
+        );
+    }
+}
