@@ -283,11 +283,12 @@ mod tests {
         Symbol::parse("ABC").unwrap()
     }
 
+    /// A command at a time: (ms, name, symbol, amount, price in cents).
+    type Step<'a> = (i64, CommandName, Option<&'a str>, Option<&'a str>, i64);
+
     /// Runs commands at the given times and prices, as the store would:
     /// the account after them, and their log rows, newest first.
-    fn run(
-        steps: &[(i64, CommandName, Option<&str>, Option<&str>, i64)],
-    ) -> (Account, Vec<LogRow>) {
+    fn run(steps: &[Step<'_>]) -> (Account, Vec<LogRow>) {
         let mut account = None;
         let mut rows = Vec::new();
         for (i, &(at, name, symbol, amount, price)) in steps.iter().enumerate() {
