@@ -106,12 +106,18 @@ async fn every_fetched_price_is_kept_with_its_time(f: Fixture) {
 async fn the_history_keeps_the_newest_points_of_each_symbol(f: Fixture) {
     let extra = 7;
     let total = PRICE_HISTORY_LIMIT + extra;
-    // In groups submitted together, so that batches carry several points.
-    // (Batches committing at once each trim what they saw: the bound is
-    // exact again once a fetch commits alone, as the last one here does.)
-    let (last, earlier) = (total - 1, (0..total - 1).collect::<Vec<_>>());
-    for group in earlier.chunks(50) {
-        f.now.store(T0 + group[0] as i64, Ordering::SeqCst);
+    // The oldest, one at a time: the ones to go.
+    for i in 0..extra {
+        f.now.store(T0 + i as i64, Ordering::SeqCst);
+        f.store.submit(fetched("ABC", 1 + i as i64)).await.unwrap();
+    }
+    // The rest in groups submitted together, each group later than the
+    // one before, so that batches carry several points. (Batches
+    // committing at once each trim what they saw: the bound is exact again
+    // once a fetch commits alone, as the last one here does.)
+    let (last, rest) = (total - 1, (extra..total - 1).collect::<Vec<_>>());
+    for group in rest.chunks(50) {
+        f.now.store(T0 + 1_000 + group[0] as i64, Ordering::SeqCst);
         let jobs = group
             .iter()
             .map(|&i| f.store.submit(fetched("ABC", 1 + i as i64)));
@@ -119,6 +125,7 @@ async fn the_history_keeps_the_newest_points_of_each_symbol(f: Fixture) {
             done.unwrap();
         }
     }
+    f.now.store(T0 + 10_000, Ordering::SeqCst);
     f.store
         .submit(fetched("ABC", 1 + last as i64))
         .await
