@@ -5,10 +5,11 @@
 //! history: the last price the system fetched, which is the price the
 //! quote cache holds while that is fresh, and the best known after. It is
 //! the same on every instance (the history is in the database, not in an
-//! instance's cache), and reading it costs no quote. A symbol the system
-//! never fetched a price for (possible only for holdings from before the
-//! price history) has no price: its market value and unrealized gain are
-//! `null`, and so is the account's value.
+//! instance's cache), and reading it costs no quote. A symbol with no
+//! recorded fetch (a holding from before the price history, or one whose
+//! only fetch was lost with a write that failed while its cached price
+//! served the retry) has no price: its market value and unrealized gain
+//! are `null`, and so is the account's value.
 
 use std::collections::HashMap;
 
