@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
+use crate::cost::Costs;
 use crate::event::{Event, EventKind, FundsAction};
 use crate::money::Money;
 use crate::rejection::{RejectCode, Rejection};
@@ -38,9 +39,13 @@ pub struct Account {
     pub(crate) sell_triggers: BTreeMap<Symbol, SellTrigger>,
     /// What last expired on each side, so that a commit or cancel that
     /// finds nothing pending can say the order expired rather than that
-    /// there never was one. Appended last: accounts stored before it
-    /// decode through [`AccountV1`].
+    /// there never was one. Appended: accounts stored before it
+    /// decode with nothing expired (`store::codec`).
     pub(crate) last_expired: LastExpired,
+    /// What the shares owned cost, and the gain sales realized (`cost.rs`).
+    /// Appended: the store decodes accounts written before it with
+    /// no costs.
+    pub(crate) costs: Costs,
 }
 
 /// The newest order of each side that expired since the trader last
@@ -69,34 +74,6 @@ impl ExpiredOrder {
             shares: order.shares,
             price: order.price,
             expired_at_ms: order.expires_at_ms(),
-        }
-    }
-}
-
-/// An account as stored before [`Account::last_expired`] existed. The
-/// stored form has no field names or lengths (postcard), so an old account
-/// does not decode as the new one; a store that fails to decode an account
-/// tries this shape before calling it corrupt.
-#[derive(Deserialize)]
-pub struct AccountV1 {
-    cash: Money,
-    holdings: BTreeMap<Symbol, i64>,
-    pending_buys: Vec<PendingOrder>,
-    pending_sells: Vec<PendingOrder>,
-    buy_triggers: BTreeMap<Symbol, BuyTrigger>,
-    sell_triggers: BTreeMap<Symbol, SellTrigger>,
-}
-
-impl From<AccountV1> for Account {
-    fn from(old: AccountV1) -> Account {
-        Account {
-            cash: old.cash,
-            holdings: old.holdings,
-            pending_buys: old.pending_buys,
-            pending_sells: old.pending_sells,
-            buy_triggers: old.buy_triggers,
-            sell_triggers: old.sell_triggers,
-            last_expired: LastExpired::default(),
         }
     }
 }

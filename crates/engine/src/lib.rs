@@ -6,6 +6,7 @@
 mod account;
 pub mod clock;
 mod command;
+mod cost;
 mod event;
 mod money;
 mod orders;
@@ -16,16 +17,18 @@ mod symbol;
 pub mod transaction_num;
 mod triggers;
 mod user;
+mod valuation;
 pub mod whole_number;
 pub mod wire;
 
 pub use account::{
-    Account, AccountV1, ArmedTriggerKey, BuyTrigger, Context, ExpiredOrder, LastExpired,
-    MAX_BALANCE, PENDING_TTL_MS, PendingOrder, SellTrigger, TriggerSide, execute,
+    Account, ArmedTriggerKey, BuyTrigger, Context, ExpiredOrder, LastExpired, MAX_BALANCE,
+    PENDING_TTL_MS, PendingOrder, SellTrigger, TriggerSide, execute,
 };
 pub use command::{
     Arg, Command, CommandName, CommandRequest, MAX_AMOUNT_TEXT, MAX_FILENAME, Shape,
 };
+pub use cost::{Costs, average_price, cost_of_sale};
 pub use event::{Event, EventKind, FundsAction};
 pub use money::{AmountError, Dollars, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};
@@ -36,4 +39,5 @@ pub use reply::{
 pub use summary::{BuyTriggerView, Holding, PendingView, SellTriggerView, Summary};
 pub use symbol::{Symbol, SymbolError};
 pub use user::{UserId, UserIdError};
+pub use valuation::{HoldingValue, Valuation};
 pub use wire::{CommandBody, ErrorBody};

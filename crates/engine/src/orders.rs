@@ -93,6 +93,7 @@ impl Account {
     pub(crate) fn commit_buy(&mut self) -> Result<Reply, Rejection> {
         let buy = self.pop_buy(Settle::Commit)?;
         self.add_shares(buy.symbol, buy.shares);
+        self.record_purchase(buy.symbol, buy.value());
         Ok(buy.settled(buy.value()))
     }
 
@@ -160,6 +161,7 @@ impl Account {
             ));
         }
         self.credit(proceeds, ctx.txn, events);
+        self.record_sale(sell.symbol, sell.shares, proceeds);
         Ok(sell.settled(proceeds))
     }
 

@@ -231,6 +231,7 @@ impl Account {
         }
         let cost = price.times(shares).expect("at most the reserve");
         self.add_shares(symbol, shares);
+        self.record_purchase(symbol, cost);
         self.credit(
             trigger
                 .reserved
@@ -275,6 +276,7 @@ impl Account {
         }
         let trigger = self.sell_triggers.remove(&symbol).expect("checked above");
         self.credit(proceeds, trigger.txn, events);
+        self.record_sale(symbol, trigger.reserved_shares, proceeds);
         events.push(Event {
             txn: trigger.txn,
             kind: EventKind::SellTriggerExecuted {

@@ -5,7 +5,10 @@
 //! - every change of cash is recorded as an account transaction;
 //! - a refused command changes nothing (beyond releasing expired orders);
 //! - cancelling or expiring restores exactly what was reserved;
-//! - the stored form round-trips.
+//! - the stored form round-trips;
+//! - the cost basis and realized gain follow the average-cost rule, as a
+//!   model kept from the fills alone computes it, and money is conserved:
+//!   cash + reserved cash + cost basis − realized gain = deposits.
 
 use std::collections::BTreeMap;
 
@@ -77,6 +80,10 @@ struct Ledger {
     proceeds: i64,
     bought: BTreeMap<Symbol, i64>,
     sold: BTreeMap<Symbol, i64>,
+    /// The model of the average-cost rule: cost basis per symbol, and the
+    /// realized gain, kept from the fills alone.
+    basis: BTreeMap<Symbol, i128>,
+    realized_gain: i128,
 }
 
 impl Ledger {
@@ -84,12 +91,10 @@ impl Ledger {
         match (command, reply) {
             (Command::Add { amount }, _) => self.deposited += amount.cents(),
             (Command::CommitBuy, Reply::Settled(order)) => {
-                self.spent += order.amount.cents();
-                *self.bought.entry(order.symbol).or_default() += order.shares;
+                self.buy(order.symbol, order.shares, order.amount);
             }
             (Command::CommitSell, Reply::Settled(order)) => {
-                self.proceeds += order.amount.cents();
-                *self.sold.entry(order.symbol).or_default() += order.shares;
+                self.sell(order.symbol, order.shares, order.amount);
             }
             _ => {}
         }
@@ -103,22 +108,42 @@ impl Ledger {
                     shares,
                     cost,
                     ..
-                } => {
-                    self.spent += cost.cents();
-                    *self.bought.entry(symbol).or_default() += shares;
-                }
+                } => self.buy(symbol, shares, cost),
                 EventKind::SellTriggerExecuted {
                     symbol,
                     shares,
                     proceeds,
                     ..
-                } => {
-                    self.proceeds += proceeds.cents();
-                    *self.sold.entry(symbol).or_default() += shares;
-                }
+                } => self.sell(symbol, shares, proceeds),
                 _ => {}
             }
         }
+    }
+}
+
+impl Ledger {
+    fn owned(&self, symbol: Symbol) -> i64 {
+        self.bought.get(&symbol).copied().unwrap_or(0)
+            - self.sold.get(&symbol).copied().unwrap_or(0)
+    }
+
+    fn buy(&mut self, symbol: Symbol, shares: i64, cost: Money) {
+        self.spent += cost.cents();
+        *self.bought.entry(symbol).or_default() += shares;
+        *self.basis.entry(symbol).or_default() += i128::from(cost.cents());
+    }
+
+    /// The rule written another way: the exact quotient, then up by one
+    /// when the remainder is at least half the divisor.
+    fn sell(&mut self, symbol: Symbol, shares: i64, proceeds: Money) {
+        let owned = i128::from(self.owned(symbol));
+        let basis = self.basis.entry(symbol).or_default();
+        let product = *basis * i128::from(shares);
+        let removed = product / owned + i128::from(2 * (product % owned) >= owned);
+        *basis -= removed;
+        self.realized_gain += i128::from(proceeds.cents()) - removed;
+        self.proceeds += proceeds.cents();
+        *self.sold.entry(symbol).or_default() += shares;
     }
 }
 
@@ -147,6 +172,7 @@ fn check_invariants(account: &Account, ledger: &Ledger) {
         ledger.deposited + ledger.proceeds,
         "cash + reserved + spent must equal deposits + proceeds"
     );
+    let mut total_basis = 0i128;
     for symbol in SYMBOLS.map(|s| Symbol::parse(s).unwrap()) {
         let shares = account.shares(symbol);
         let reserved = account.reserved_shares(symbol);
@@ -158,7 +184,32 @@ fn check_invariants(account: &Account, ledger: &Ledger) {
             net,
             "shares of {symbol} held + reserved must equal bought - sold"
         );
+        let basis = ledger.basis.get(&symbol).copied().unwrap_or(0);
+        assert_eq!(
+            i128::from(account.costs().basis(symbol).cents()),
+            basis,
+            "cost basis of {symbol}"
+        );
+        let average = engine::average_price(account.costs().basis(symbol), net)
+            .map(|m| i128::from(m.cents()));
+        let model_average = (net > 0).then(|| {
+            let net = i128::from(net);
+            basis / net + i128::from(2 * (basis % net) >= net)
+        });
+        assert_eq!(average, model_average, "average price of {symbol}");
+        total_basis += basis;
     }
+    assert_eq!(
+        i128::from(account.costs().realized_gain().cents()),
+        ledger.realized_gain,
+        "realized gain"
+    );
+    assert_eq!(
+        i128::from(account.cash().cents() + account.reserved_cash().cents()) + total_basis
+            - ledger.realized_gain,
+        i128::from(ledger.deposited),
+        "money is conserved: cash + reserved + cost basis - realized gain = deposits"
+    );
     for buy in account.pending_buys() {
         assert!(buy.shares >= 1 && buy.price.is_positive());
     }

@@ -7,6 +7,7 @@
 //!
 //! Each method is documented once, here; the back ends only say how.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::StoreError;
 use crate::batch::{Done, Job, LoadedAccount};
 use crate::notification::Notification;
 use crate::postgres::{PgReader, PgStore};
+use crate::prices::PricePoint;
 use crate::record::{HistoryItem, HistoryPage, LogRow};
 use crate::sqlite::{SqliteReader, SqliteStore};
 use crate::tokens::{ApiToken, NewApiToken, TokenHash};
@@ -48,7 +50,23 @@ pub trait Reads: Clone + Send + Sync + 'static {
         user: &UserId,
         before_seq: Option<i64>,
         limit: usize,
-    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send {
+        async move {
+            let rows = self
+                .user_log(user, before_seq, limit.saturating_add(1))
+                .await?;
+            Ok(HistoryPage::of(rows, limit))
+        }
+    }
+
+    /// Up to `limit` of the user's log rows before row `before_seq` (from
+    /// the newest when `None`), newest first.
+    fn user_log(
+        &self,
+        user: &UserId,
+        before_seq: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LogRow>, StoreError>> + Send;
 
     /// The user's history lines from their latest `limit` log rows, newest
     /// first.
@@ -135,6 +153,21 @@ pub trait Reads: Clone + Send + Sync + 'static {
         before_id: Option<i64>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+
+    /// The price history of `symbol` (`crate::prices`), oldest first:
+    /// every point kept, or those recorded after `since_ms`.
+    fn price_history(
+        &self,
+        symbol: Symbol,
+        since_ms: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<PricePoint>, StoreError>> + Send;
+
+    /// The newest point of the price history of each of `symbols`: the
+    /// last price the system fetched. A symbol never fetched is absent.
+    fn latest_prices(
+        &self,
+        symbols: Vec<Symbol>,
+    ) -> impl Future<Output = Result<HashMap<Symbol, PricePoint>, StoreError>> + Send;
 
     /// How many of the user's notifications are unread.
     fn unread_notifications(
@@ -249,7 +282,7 @@ dispatch! {
         async fn ping() -> Result<(), StoreError>;
         async fn account(user: &UserId) -> Result<Option<LoadedAccount>, StoreError>;
         async fn account_version(user: &UserId) -> Result<Option<i64>, StoreError>;
-        async fn history_page(user: &UserId, before_seq: Option<i64>, limit: usize) -> Result<HistoryPage, StoreError>;
+        async fn user_log(user: &UserId, before_seq: Option<i64>, limit: usize) -> Result<Vec<LogRow>, StoreError>;
         async fn password_hash(user: &UserId) -> Result<Option<String>, StoreError>;
         async fn api_tokens(user: &UserId) -> Result<Vec<ApiToken>, StoreError>;
         async fn api_token_user(hash: TokenHash) -> Result<Option<UserId>, StoreError>;
@@ -260,6 +293,8 @@ dispatch! {
         async fn accounts_page(after_user: Option<&UserId>, limit: usize) -> Result<Vec<(UserId, LoadedAccount)>, StoreError>;
         async fn notifications(user: &UserId, before_id: Option<i64>, limit: usize) -> Result<Vec<Notification>, StoreError>;
         async fn unread_notifications(user: &UserId) -> Result<u64, StoreError>;
+        async fn price_history(symbol: Symbol, since_ms: Option<i64>) -> Result<Vec<PricePoint>, StoreError>;
+        async fn latest_prices(symbols: Vec<Symbol>) -> Result<HashMap<Symbol, PricePoint>, StoreError>;
     }
 
     fn stream_log(

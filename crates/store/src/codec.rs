@@ -1,7 +1,7 @@
 //! How values are laid out in columns, shared by every back end so that a
 //! row means the same thing whichever database holds it.
 
-use engine::{Account, AccountV1, TriggerSide, UserId};
+use engine::{Account, TriggerSide, UserId};
 
 use crate::StoreError;
 use crate::batch::GLOBAL_USER;
@@ -15,16 +15,35 @@ pub(crate) fn encode_account(account: &Account) -> Vec<u8> {
     postcard::to_allocvec(account).expect("accounts always encode")
 }
 
-/// An account in the current shape, or in the shape stored before
-/// [`Account::last_expired`] was appended (an old account gains it empty).
 pub(crate) fn decode_account(user: &UserId, state: &[u8]) -> Result<Account, StoreError> {
-    postcard::from_bytes(state)
-        .or_else(|error| {
-            postcard::from_bytes::<AccountV1>(state)
-                .map(Account::from)
-                .map_err(|_| error)
-        })
-        .map_err(|e| StoreError::Corrupt(format!("account {user}: {e}")))
+    let corrupt = |e: postcard::Error| StoreError::Corrupt(format!("account {user}: {e}"));
+    match postcard::from_bytes(state) {
+        Err(postcard::Error::DeserializeUnexpectedEnd) => decode_original_account(state)
+            .ok_or_else(|| corrupt(postcard::Error::DeserializeUnexpectedEnd)),
+        decoded => decoded.map_err(corrupt),
+    }
+}
+
+/// How many bytes the fields of the first account layout take when they
+/// are all empty: cash, holdings, pending buys, pending sells, buy
+/// triggers, sell triggers, one byte each.
+const ORIGINAL_EMPTY_LEN: usize = 6;
+
+/// An account stored before fields were appended to [`Account`] (the cost
+/// records were the first). Postcard writes a struct as its fields one
+/// after another, and an empty field as zero bytes, so such an account is
+/// the current encoding without the appended fields' bytes: appending
+/// those of their empty values (taken from the encoding of an empty
+/// account) reads it with nothing bought and nothing realized. The whole
+/// input must be used, so a truncated account is still corrupt.
+fn decode_original_account(state: &[u8]) -> Option<Account> {
+    let empty = encode_account(&Account::default());
+    let mut padded = state.to_vec();
+    padded.extend_from_slice(empty.get(ORIGINAL_EMPTY_LEN..)?);
+    match postcard::take_from_bytes::<Account>(&padded) {
+        Ok((account, [])) => Some(account),
+        _ => None,
+    }
 }
 
 /// The `user_id` column: global rows (the global DUMPLOG, system quote
@@ -113,60 +132,112 @@ impl NotificationColumns<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use engine::{Command, Context, Money, Symbol};
+    use std::collections::BTreeMap;
 
-    /// An account with a holding and a pending buy, which has expired
-    /// when `expire`.
-    fn account(expire: bool) -> Account {
+    use engine::{BuyTrigger, Command, Context, Money, PendingOrder, SellTrigger, Symbol};
+    use serde::Serialize;
+
+    use super::*;
+
+    /// The account layout before any field was appended.
+    #[derive(Serialize)]
+    struct OriginalAccount {
+        cash: Money,
+        holdings: BTreeMap<Symbol, i64>,
+        pending_buys: Vec<PendingOrder>,
+        pending_sells: Vec<PendingOrder>,
+        buy_triggers: BTreeMap<Symbol, BuyTrigger>,
+        sell_triggers: BTreeMap<Symbol, SellTrigger>,
+    }
+
+    fn user() -> UserId {
+        UserId::parse("u1").unwrap()
+    }
+
+    #[test]
+    fn an_account_stored_before_cost_records_reads_with_none() {
+        let abc = Symbol::parse("ABC").unwrap();
+        let original = OriginalAccount {
+            cash: Money::from_cents(12_345),
+            holdings: BTreeMap::from([(abc, 7)]),
+            pending_buys: Vec::new(),
+            pending_sells: Vec::new(),
+            buy_triggers: BTreeMap::new(),
+            sell_triggers: BTreeMap::new(),
+        };
+        let bytes = postcard::to_allocvec(&original).unwrap();
+        let account = decode_account(&user(), &bytes).unwrap();
+        assert_eq!(account.cash(), Money::from_cents(12_345));
+        assert_eq!(account.shares(abc), 7);
+        assert_eq!(account.costs().basis(abc), Money::ZERO);
+        assert_eq!(account.costs().realized_gain(), Money::ZERO);
+        // A truncated account is still refused.
+        assert!(decode_account(&user(), &bytes[..bytes.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn cost_records_round_trip() {
+        let abc = Symbol::parse("ABC").unwrap();
         let mut account = None;
-        let mut run = |command, now_ms, price| {
+        let mut events = Vec::new();
+        let mut run = |command: Command, price: i64| {
+            let ctx = Context {
+                now_ms: 0,
+                txn: 1,
+                price: Some(Money::from_cents(price)),
+            };
+            engine::execute(&mut account, &command, &ctx, &mut events).unwrap();
+        };
+        run(
+            Command::Add {
+                amount: Money::from_cents(100_000),
+            },
+            0,
+        );
+        run(
+            Command::Buy {
+                symbol: abc,
+                amount: Money::from_cents(1_000),
+            },
+            333,
+        );
+        run(Command::CommitBuy, 0);
+        let account = account.unwrap();
+        assert_eq!(account.costs().basis(abc), Money::from_cents(999));
+        let decoded = decode_account(&user(), &encode_account(&account)).unwrap();
+        assert_eq!(decoded, account);
+    }
+
+    #[test]
+    fn an_account_round_trips_with_what_last_expired() {
+        let abc = Symbol::parse("ABC").unwrap();
+        let mut account = None;
+        let mut run = |command: Command, now_ms: i64| {
             let ctx = Context {
                 now_ms,
                 txn: now_ms,
-                price: Some(Money::from_cents(price)),
+                price: Some(Money::from_cents(1_000)),
             };
             engine::execute(&mut account, &command, &ctx, &mut Vec::new())
         };
-        let symbol = Symbol::parse("ABC").unwrap();
-        let amount = Money::from_cents(10_000);
         run(
             Command::Add {
                 amount: Money::from_cents(100_000),
             },
             1,
-            1,
         )
         .unwrap();
-        run(Command::Buy { symbol, amount }, 2, 1_000).unwrap();
-        run(Command::CommitBuy, 3, 1_000).unwrap();
-        run(Command::Buy { symbol, amount }, 4, 1_000).unwrap();
-        if expire {
-            run(Command::CommitBuy, 60_004, 1_000).unwrap_err();
-        }
-        account.unwrap()
-    }
-
-    #[test]
-    fn an_account_round_trips_with_what_last_expired() {
-        let account = account(true);
+        let buy = Command::Buy {
+            symbol: abc,
+            amount: Money::from_cents(10_000),
+        };
+        run(buy, 2).unwrap();
+        run(Command::CommitBuy, 60_003).unwrap_err();
+        let account = account.unwrap();
         assert!(account.last_expired().buy.is_some());
-        let user = UserId::parse("u1").unwrap();
         assert_eq!(
-            decode_account(&user, &encode_account(&account)).unwrap(),
+            decode_account(&user(), &encode_account(&account)).unwrap(),
             account
         );
-    }
-
-    #[test]
-    fn an_account_stored_before_last_expired_still_decodes() {
-        let account = account(false);
-        let mut old = encode_account(&account);
-        // The old shape is the new one without its last field: the two
-        // empty options (`None`, one byte each) that end the encoding.
-        assert_eq!(old.split_off(old.len() - 2), [0, 0]);
-        let user = UserId::parse("u1").unwrap();
-        assert_eq!(decode_account(&user, &old).unwrap(), account);
-        assert!(decode_account(&user, &old[..old.len() - 1]).is_err());
     }
 }

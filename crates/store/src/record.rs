@@ -109,6 +109,18 @@ impl Record {
         }
     }
 
+    /// The price this step fetched from the quote service, if it did.
+    pub fn fetch(&self) -> Option<&QuoteFetch> {
+        match self {
+            Record::Quote(fetch)
+            | Record::Command {
+                quote: Some(QuoteUse::Fetched(fetch)),
+                ..
+            } => Some(fetch),
+            _ => None,
+        }
+    }
+
     pub fn events(&self) -> &[Event] {
         match self {
             Record::Command { events, .. }

@@ -25,6 +25,7 @@ mod browser;
 mod failures;
 mod journey;
 mod live;
+mod money;
 mod supervisor;
 mod walkthrough;
 
@@ -50,7 +51,7 @@ async fn traders_use_the_web_pages_through_the_balancer() {
         web1: format!("http://127.0.0.1:{}", cluster.port + 1),
         web2: format!("http://127.0.0.1:{}", cluster.port + 2),
     };
-    let (journey, refusals, supervisor, walkthrough, accounts, live) = tokio::join!(
+    let (journey, refusals, supervisor, walkthrough, accounts, live, money) = tokio::join!(
         run("journey", &base, journey::journey),
         run("refusals", &base, failures::refusals),
         run("supervisor", &base, async |browser| {
@@ -65,6 +66,7 @@ async fn traders_use_the_web_pages_through_the_balancer() {
         run("live", &base, async |browser| {
             live::live(browser, &instances).await
         }),
+        run("money", &base, money::money),
     );
     for (scenario, outcome) in [
         ("journey", journey),
@@ -73,6 +75,7 @@ async fn traders_use_the_web_pages_through_the_balancer() {
         ("walkthrough", walkthrough),
         ("accounts", accounts),
         ("live", live),
+        ("money", money),
     ] {
         if let Err(panic) = outcome {
             eprintln!("the {scenario} scenario failed");

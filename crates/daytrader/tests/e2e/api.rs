@@ -401,6 +401,7 @@ async fn the_openapi_document_covers_every_route() {
             "/api/v1/log",
             "/api/v1/openapi.json",
             "/api/v1/quotes/{symbol}",
+            "/api/v1/quotes/{symbol}/history",
             "/api/v1/users/{user}",
             "/api/v1/users/{user}/history.csv",
             "/api/v1/users/{user}/events",

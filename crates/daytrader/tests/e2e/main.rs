@@ -16,6 +16,7 @@ mod infra;
 mod lifecycle;
 mod local_cluster;
 mod logs;
+mod money;
 mod numbering;
 mod oracle;
 mod readiness;

@@ -131,7 +131,23 @@ pub fn comparable(mut summary: Value) -> Value {
 }
 
 pub fn engine_summary(account: &Account) -> Value {
-    comparable(serde_json::to_value(account.summary(0)).unwrap())
+    comparable(summary_view(account, 0, |_| true))
+}
+
+/// The summary the API shows of `account` at `at_ms`, money view included:
+/// every symbol held was fetched at its fixed price, so that is the
+/// newest price the server knows of it, for the symbols `priced` says the
+/// server has a price for.
+fn summary_view(account: &Account, at_ms: i64, priced: impl Fn(&str) -> bool) -> Value {
+    let summary = account.summary(at_ms);
+    let valuation = account.valuation(&summary, |symbol| {
+        priced(symbol.as_str()).then(|| quotes::fixed_price(symbol))
+    });
+    let mut view = serde_json::to_value(&summary).unwrap();
+    view["value"] = serde_json::to_value(valuation.value).unwrap();
+    view["realized_gain"] = serde_json::to_value(valuation.realized_gain).unwrap();
+    view["holdings"] = serde_json::to_value(&valuation.holdings).unwrap();
+    view
 }
 
 /// Reads a summary with `read` (`GET /api/v1/users/{user}`) and checks it
@@ -151,6 +167,18 @@ pub async fn assert_summary_as_read<F: Future<Output = Value>>(
     let object = shown.as_object_mut().expect("a summary object");
     object.remove("user");
     object.remove("history");
+    // Under faults a command's fetch can be lost with its failed write
+    // while its price, cached, serves the retry: a symbol the server then
+    // never recorded a fetch of has no price (`null`), as documented. The
+    // rest of the money view is checked at the fixed prices.
+    let unpriced: Vec<String> = object["holdings"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|h| h["price"].is_null())
+        .map(|h| h["symbol"].as_str().expect("a symbol").to_owned())
+        .collect();
+    let priced = |symbol: &str| !unpriced.iter().any(|s| s == symbol);
     let first = account.summary(from);
     let expiries = first
         .pending_buys
@@ -160,7 +188,7 @@ pub async fn assert_summary_as_read<F: Future<Output = Value>>(
         .filter(|at| (from + 1..=to).contains(at));
     let candidates: Vec<Value> = std::iter::once(from)
         .chain(expiries)
-        .map(|at| serde_json::to_value(account.summary(at)).unwrap())
+        .map(|at| summary_view(account, at, priced))
         .collect();
     assert!(
         candidates.contains(&shown),

@@ -12,7 +12,7 @@ use crate::api::shapes::{CommandResponse, ResultView, SummaryView};
 use crate::auth::Principal;
 use crate::error::{ApiError, X_IDEMPOTENT_REPLAY};
 use crate::respond::{MAX_BODY, json, xml_response};
-use crate::service::{SUMMARY_HISTORY, dump_log};
+use crate::service::{SUMMARY_HISTORY, dump_log, money};
 use crate::state::AppState;
 
 pub async fn run_command(
@@ -56,19 +56,20 @@ pub async fn run_command(
         Ok(reply) => reply,
         Err(rejection) => return Err(ApiError::from(rejection).replayed(outcome.replay)),
     };
-    let history;
+    let valuation;
     let result = match reply {
         Reply::Summary(summary) => {
-            history = state
-                .trading
-                .reader()
-                .history(&user, SUMMARY_HISTORY)
-                .await?;
-            ResultView::Summary(SummaryView {
-                user: user.as_str(),
-                summary,
-                history,
-            })
+            // The money view is the account's as it stands at the answer
+            // (the stored reply is the engine's summary, which has none).
+            let reader = state.trading.reader();
+            let (account, prices, history) = tokio::join!(
+                reader.account(&user),
+                money::latest_prices(reader, money::held_symbols(summary)),
+                reader.history(&user, SUMMARY_HISTORY),
+            );
+            let account = account?.map(|loaded| loaded.account).unwrap_or_default();
+            valuation = money::value(&account, summary, &prices?);
+            ResultView::Summary(SummaryView::new(&user, summary, &valuation, history?))
         }
         reply => ResultView::Reply(reply),
     };

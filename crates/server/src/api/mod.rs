@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/users/{user}/history.csv", get(history_csv::export))
         .route("/api/v1/quotes/{symbol}", get(quotes::quote))
+        .route("/api/v1/quotes/{symbol}/history", get(quotes::history))
         .route("/api/v1/log", get(log::dump))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))

@@ -215,6 +215,17 @@ pub fn spec() -> Value {
                     "200": {"description": "The price.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Quote"}}}},
                 }), &[]),
             }},
+            "/api/v1/quotes/{symbol}/history": {"get": {
+                "summary": "The prices the system fetched for a stock, oldest first",
+                "description": "Every price fetched from the quote service, with the time it was recorded; the newest 1,000 per symbol are kept. Costs no quote.",
+                "parameters": [
+                    {"name": "symbol", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z]{1,3}$"}},
+                    {"name": "since", "in": "query", "required": false, "description": "Only points recorded after this time (Unix ms).", "schema": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}},
+                ],
+                "responses": with_errors(json!({
+                    "200": {"description": "The history.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PriceHistory"}}}},
+                }), &[]),
+            }},
             "/api/v1/log": {"get": {
                 "summary": "DUMPLOG: the audit log as XML",
                 "description": "Without `user`, the whole system's log (supervisor only). Recorded as a DUMPLOG command.",
@@ -271,14 +282,15 @@ pub fn spec() -> Value {
                 },
                 "Summary": {
                     "type": "object",
-                    "required": ["user", "cash", "reserved_cash", "holdings", "pending_buys", "pending_sells", "buy_triggers", "sell_triggers", "history"],
+                    "required": ["user", "cash", "reserved_cash", "value", "realized_gain", "holdings", "pending_buys", "pending_sells", "buy_triggers", "sell_triggers", "history"],
                     "properties": {
                         "user": {"type": "string"},
                         "cash": {"$ref": "#/components/schemas/Money"},
                         "reserved_cash": {"$ref": "#/components/schemas/Money"},
-                        "holdings": {"type": "array", "items": {"type": "object", "required": ["symbol", "shares", "reserved_shares"], "properties": {
-                            "symbol": {"$ref": "#/components/schemas/Symbol"}, "shares": {"type": "integer"}, "reserved_shares": {"type": "integer"},
-                        }}},
+                        "value": {"oneOf": [{"$ref": "#/components/schemas/Money"}, {"type": "null"}],
+                            "description": "Cash + reserved cash + every holding (reserved shares included) at its price; null when a holding has no known price."},
+                        "realized_gain": {"$ref": "#/components/schemas/Money"},
+                        "holdings": {"type": "array", "items": {"$ref": "#/components/schemas/Holding"}},
                         "pending_buys": {"type": "array", "items": {"$ref": "#/components/schemas/PendingOrder"}},
                         "pending_sells": {"type": "array", "items": {"$ref": "#/components/schemas/PendingOrder"}},
                         "buy_triggers": {"type": "array", "items": {"$ref": "#/components/schemas/Trigger"}},
@@ -286,6 +298,25 @@ pub fn spec() -> Value {
                         "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryItem"}},
                     },
                 },
+                "Holding": {
+                    "type": "object",
+                    "required": ["symbol", "shares", "reserved_shares", "average_price", "cost_basis", "price", "market_value", "unrealized_gain"],
+                    "description": "Average cost: a sale of n of N shares removes n/N of the cost basis, rounded half up to the cent. price is the newest price the system fetched (null if none): then market_value and unrealized_gain are null too.",
+                    "properties": {
+                        "symbol": {"$ref": "#/components/schemas/Symbol"}, "shares": {"type": "integer"}, "reserved_shares": {"type": "integer"},
+                        "average_price": {"oneOf": [{"$ref": "#/components/schemas/Money"}, {"type": "null"}]},
+                        "cost_basis": {"$ref": "#/components/schemas/Money"},
+                        "price": {"oneOf": [{"$ref": "#/components/schemas/Money"}, {"type": "null"}]},
+                        "market_value": {"oneOf": [{"$ref": "#/components/schemas/Money"}, {"type": "null"}]},
+                        "unrealized_gain": {"oneOf": [{"$ref": "#/components/schemas/Money"}, {"type": "null"}]},
+                    },
+                },
+                "PriceHistory": {"type": "object", "required": ["symbol", "points"], "properties": {
+                    "symbol": {"$ref": "#/components/schemas/Symbol"},
+                    "points": {"type": "array", "items": {"type": "object", "required": ["at", "price"], "properties": {
+                        "at": {"type": "integer", "description": "Unix ms."}, "price": {"$ref": "#/components/schemas/Money"},
+                    }}},
+                }},
                 "PendingOrder": {"type": "object", "required": ["symbol", "shares", "price", "amount", "created_at_ms", "expires_at_ms"], "properties": {
                     "symbol": {"$ref": "#/components/schemas/Symbol"}, "shares": {"type": "integer"},
                     "price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"},

@@ -13,7 +13,7 @@ use crate::api::shapes::SummaryView;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::respond::json_response;
-use crate::service::SUMMARY_HISTORY;
+use crate::service::{SUMMARY_HISTORY, money};
 use crate::state::AppState;
 
 pub async fn summary(
@@ -29,24 +29,29 @@ pub async fn summary(
     let Some(version) = reader.account_version(&user).await? else {
         return Err(unknown_user(&user));
     };
-    if let Some(body) = state.summaries.get(&user, version, now_ms) {
-        return Ok(json_response(StatusCode::OK, body));
+    // A kept summary stands while the account's version and the prices it
+    // was valued at do (one more small read; `summaries.rs`).
+    if let Some(kept) = state.summaries.get(&user, version, now_ms)
+        && money::latest_prices(reader, kept.symbols()).await? == kept.prices
+    {
+        return Ok(json_response(StatusCode::OK, kept.body));
     }
     let Some(loaded) = reader.account(&user).await? else {
         return Err(unknown_user(&user));
     };
     let summary = loaded.account.summary(now_ms);
     // Read after the account: it holds at least every row of that version.
-    let history = reader.history(&user, SUMMARY_HISTORY).await?;
-    let view = SummaryView {
-        user: user.as_str(),
-        summary: &summary,
-        history,
-    };
+    let (history, prices) = tokio::join!(
+        reader.history(&user, SUMMARY_HISTORY),
+        money::latest_prices(reader, money::held_symbols(&summary)),
+    );
+    let prices = prices?;
+    let valuation = money::value(&loaded.account, &summary, &prices);
+    let view = SummaryView::new(&user, &summary, &valuation, history?);
     let body = Bytes::from(serde_json::to_vec(&view).expect("plain data serializes"));
     state
         .summaries
-        .put(&user, loaded.version, &summary, body.clone());
+        .put(&user, loaded.version, &summary, prices, body.clone());
     Ok(json_response(StatusCode::OK, body))
 }
 

@@ -8,6 +8,7 @@
 mod dumplog;
 pub mod events;
 mod expiry;
+pub mod money;
 mod outcome;
 mod triggers;
 

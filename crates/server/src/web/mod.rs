@@ -12,6 +12,7 @@
 
 mod admin;
 mod assets;
+mod charts;
 mod chrome;
 mod credentials;
 mod dashboard;

@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use engine::Symbol;
 use serde::Deserialize;
+use store::Reads;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::web::charts::{line_chart, price_series};
 use crate::web::chrome::Chrome;
 use crate::web::error::PageError;
 use crate::web::format::{dollars, utc};
@@ -40,6 +42,8 @@ struct QuoteCard {
     symbol: String,
     price: String,
     as_of: String,
+    /// The symbol's price history, when it has two points or more.
+    chart: Option<Fragment>,
 }
 
 #[derive(Deserialize)]
@@ -84,10 +88,18 @@ pub async fn page(
                 .quote(symbol, &trader.user, Some(trader.user.clone()))
                 .await
                 .map_err(ApiError::from)?;
+            // Read after the quote, whose fetch (if it made one) is in it.
+            let history = state.trading.reader().price_history(symbol, None).await?;
+            let title = format!("Price of {symbol}");
             Fragment::render(&QuoteCard {
                 symbol: symbol.to_string(),
                 price: dollars(quote.price),
                 as_of: utc(quote.fetched_at_ms),
+                chart: line_chart(
+                    "price-chart",
+                    &title,
+                    &price_series(&history, (state.clock)()),
+                )?,
             })
         },
     )

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use engine::{Money, PendingView, Summary, Symbol, UserId};
+use engine::{Money, PendingView, Summary, Symbol, UserId, Valuation};
 use store::{Notification, NotificationKind};
 
 use crate::history::{self, Amount};
@@ -60,8 +60,12 @@ pub struct HoldingRow {
     pub symbol: String,
     pub shares: i64,
     pub reserved_shares: i64,
+    /// What the shares owned cost each, on average.
+    pub average_price: Option<String>,
     pub price: Option<String>,
     pub value: Option<String>,
+    /// Value − cost basis.
+    pub gain: Option<Gain>,
 }
 
 /// A buy or sell trigger as it stands.
@@ -220,32 +224,41 @@ pub async fn prices(state: &AppState, user: &UserId, symbols: &[Symbol]) -> Hash
         .collect()
 }
 
-/// The holdings of `summary` valued at `prices`, and their total value
-/// when every one has a price.
-pub fn holdings(
-    summary: &Summary,
-    prices: &HashMap<Symbol, Money>,
-) -> (Vec<HoldingRow>, Option<String>) {
-    let mut total = Some(Money::ZERO);
-    let rows = summary
+/// The rows of a valuation's holdings.
+pub fn holdings(valuation: &Valuation) -> Vec<HoldingRow> {
+    valuation
         .holdings
         .iter()
-        .map(|holding| {
-            let owned = holding.shares + holding.reserved_shares;
-            let price = prices.get(&holding.symbol).copied();
-            let value = price.and_then(|p| p.times(owned));
-            total = match (total, value) {
-                (Some(total), Some(value)) => total.checked_add(value),
-                _ => None,
-            };
-            HoldingRow {
-                symbol: holding.symbol.to_string(),
-                shares: holding.shares,
-                reserved_shares: holding.reserved_shares,
-                price: price.map(dollars),
-                value: value.map(dollars),
-            }
+        .map(|holding| HoldingRow {
+            symbol: holding.symbol.to_string(),
+            shares: holding.shares,
+            reserved_shares: holding.reserved_shares,
+            average_price: holding.average_price.map(dollars),
+            price: holding.price.map(dollars),
+            value: holding.market_value.map(dollars),
+            gain: holding.unrealized_gain.map(Gain::of),
         })
-        .collect();
-    (rows, total.map(dollars))
+        .collect()
+}
+
+/// A gain or a loss, as shown: signed, and classed for its colour.
+pub struct Gain {
+    pub text: String,
+    /// `gain`, `loss` or `flat`.
+    pub class: &'static str,
+}
+
+impl Gain {
+    pub fn of(money: Money) -> Gain {
+        let class = match money.cents() {
+            c if c > 0 => "gain",
+            c if c < 0 => "loss",
+            _ => "flat",
+        };
+        let sign = if money.is_positive() { "+" } else { "" };
+        Gain {
+            text: format!("{sign}{}", dollars(money)),
+            class,
+        }
+    }
 }

@@ -32,6 +32,7 @@ use super::db::Db;
 use super::lock_key;
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, parse_user, side_code, user_column};
+use crate::prices::{PRICE_HISTORY_LIMIT, fetched_points};
 use crate::record::Record;
 use crate::write_health::WriteHealth;
 use crate::{Clock, StoreError};
@@ -563,6 +564,31 @@ impl<'a> CredentialArrays<'a> {
     }
 }
 
+/// The prices the batch fetched (prices.rs); their time is the batch's,
+/// as their log rows'.
+struct PriceArrays {
+    symbol: Vec<String>,
+    seq: Vec<i64>,
+    price: Vec<i64>,
+}
+
+impl PriceArrays {
+    const TYPES: &'static [&'static str] = &["text[]", "int8[]", "int8[]"];
+
+    fn of(applied: &Applied) -> PriceArrays {
+        let points = fetched_points(applied);
+        PriceArrays {
+            symbol: points.iter().map(|p| p.symbol.to_string()).collect(),
+            seq: points.iter().map(|p| p.seq).collect(),
+            price: points.iter().map(|p| p.point.price.cents()).collect(),
+        }
+    }
+
+    fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
+        query.bind(&self.symbol).bind(&self.seq).bind(&self.price)
+    }
+}
+
 /// Everything a batch writes, as the arrays of [`WRITE`], bound in the
 /// order the statement's placeholders were numbered.
 struct WriteArrays<'a> {
@@ -574,6 +600,7 @@ struct WriteArrays<'a> {
     triggers: TriggerArrays<'a>,
     notifications: NotificationArrays<'a>,
     credentials: CredentialArrays<'a>,
+    prices: PriceArrays,
 }
 
 impl WriteArrays<'_> {
@@ -584,7 +611,8 @@ impl WriteArrays<'_> {
         let query = self.created.bind(query);
         let query = self.triggers.bind(query);
         let query = self.notifications.bind(query);
-        self.credentials.bind(query)
+        let query = self.credentials.bind(query);
+        self.prices.bind(query)
     }
 }
 
@@ -608,6 +636,8 @@ static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let armed = p.next(&TriggerArrays::TYPES[1..]);
     let notifications = p.next(NotificationArrays::TYPES);
     let credentials = p.next(CredentialArrays::TYPES);
+    let prices = p.next(PriceArrays::TYPES);
+    let keep = PRICE_HISTORY_LIMIT;
     format!(
         "
 WITH logged AS (
@@ -643,6 +673,20 @@ WITH logged AS (
 ), registered AS (
     INSERT INTO credentials (user_id, password_hash, created_ms)
     SELECT * FROM unnest({credentials})
+), priced AS (
+    INSERT INTO price_history (symbol, at_ms, seq, price)
+    SELECT symbol, {now_ms}, seq, price FROM unnest({prices}) AS p(symbol, seq, price)
+), pruned AS (
+    -- Sees the table as it was before this statement: keeps the newest
+    -- points that, with the new ones, make the limit.
+    DELETE FROM price_history AS h
+    USING (SELECT symbol, count(*) AS fresh FROM unnest({prices}) AS p(symbol, seq, price)
+           GROUP BY symbol) AS f
+    WHERE h.symbol = f.symbol
+      AND (h.at_ms, h.seq) <= (SELECT o.at_ms, o.seq FROM price_history AS o
+                               WHERE o.symbol = f.symbol
+                               ORDER BY o.at_ms DESC, o.seq DESC
+                               OFFSET GREATEST({keep} - f.fresh, 0) LIMIT 1)
 )
 SELECT count(*) AS created FROM created"
     )
@@ -671,6 +715,7 @@ async fn write(
         triggers: TriggerArrays::of(applied),
         notifications: NotificationArrays::of(applied),
         credentials: CredentialArrays::of(applied),
+        prices: PriceArrays::of(applied),
     };
     let inserted: i64 = arrays
         .bind(sqlx::query_scalar(WRITE.as_str()))
@@ -690,7 +735,8 @@ mod tests {
             + 2 * AccountArrays::TYPES.len()
             + TriggerArrays::TYPES.len()
             + NotificationArrays::TYPES.len()
-            + CredentialArrays::TYPES.len();
+            + CredentialArrays::TYPES.len()
+            + PriceArrays::TYPES.len();
         for n in 1..=bound {
             assert!(WRITE.contains(&format!("${n}::")), "${n} is missing");
         }

@@ -2,6 +2,8 @@
 //! the acquire timeout for a connection, and fails fast while the database
 //! is known to be down.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use engine::{Money, Symbol, TriggerSide, UserId};
 use futures::Stream;
@@ -18,7 +20,8 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::record::{HistoryPage, LogRow};
+use crate::prices::PricePoint;
+use crate::record::LogRow;
 use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader PostgreSQL database; cheap to clone.
@@ -95,12 +98,12 @@ impl Reads for PgReader {
         Ok(rows.first().map(|row| row.try_get(0)).transpose()?)
     }
 
-    async fn history_page(
+    async fn user_log(
         &self,
         user: &UserId,
         before_seq: Option<i64>,
         limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
+    ) -> Result<Vec<LogRow>, StoreError> {
         let rows = self
             .fetch_all(
                 sqlx::query(
@@ -109,11 +112,10 @@ impl Reads for PgReader {
                 )
                 .bind(user.as_str())
                 .bind(before_seq.unwrap_or(i64::MAX))
-                .bind(limit_param(limit.saturating_add(1))),
+                .bind(limit_param(limit)),
             )
             .await?;
-        let rows = rows.iter().map(log_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(HistoryPage::of(rows, limit))
+        rows.iter().map(log_row).collect()
     }
 
     async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
@@ -314,6 +316,50 @@ impl Reads for PgReader {
             .collect()
     }
 
+    async fn price_history(
+        &self,
+        symbol: Symbol,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<PricePoint>, StoreError> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT at_ms, price FROM price_history WHERE symbol = $1 AND at_ms > $2
+                     ORDER BY at_ms, seq",
+                )
+                .bind(symbol.as_str())
+                .bind(since_ms.unwrap_or(i64::MIN)),
+            )
+            .await?;
+        rows.iter().map(price_point).collect()
+    }
+
+    async fn latest_prices(
+        &self,
+        symbols: Vec<Symbol>,
+    ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+        let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT s.symbol, l.at_ms, l.price FROM unnest($1::text[]) AS s(symbol)
+                     CROSS JOIN LATERAL (
+                         SELECT at_ms, price FROM price_history h WHERE h.symbol = s.symbol
+                         ORDER BY at_ms DESC, seq DESC LIMIT 1) AS l",
+                )
+                .bind(&names),
+            )
+            .await?;
+        let mut latest = HashMap::new();
+        for row in &rows {
+            let name: &str = row.try_get("symbol")?;
+            let symbol = Symbol::parse(name)
+                .map_err(|_| StoreError::Corrupt(format!("price history symbol {name:?}")))?;
+            latest.insert(symbol, price_point(row)?);
+        }
+        Ok(latest)
+    }
+
     async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
         let rows = self
             .fetch_all(
@@ -371,6 +417,14 @@ async fn stream_rows(
     let _ = tx.send(Ok(chunks.finish())).await;
     let _ = sqlx::Connection::close(conn).await;
     Ok(())
+}
+
+/// Reads a price history row's `at_ms` and `price`.
+fn price_point(row: &PgRow) -> Result<PricePoint, StoreError> {
+    Ok(PricePoint {
+        at_ms: row.try_get("at_ms")?,
+        price: Money::from_cents(row.try_get("price")?),
+    })
 }
 
 /// Reads a `seq, ts_ms, server, user_id, txn, body` row (by position: by

@@ -94,12 +94,24 @@ const MIGRATIONS: &[&str] = &[
         at_ms    BIGINT NOT NULL
     );
     "#,
-    // Expiry: when each account's next pending order runs out (NULL with
+    // 4: expiry: when each account's next pending order runs out (NULL with
     // none pending), written with the account, so that the expiry task
     // finds the accounts with orders due through the index alone.
     r#"
     ALTER TABLE accounts ADD COLUMN expires_ms BIGINT;
     CREATE INDEX accounts_by_expiry ON accounts (expires_ms) WHERE expires_ms IS NOT NULL;
+    "#,
+    // 5: the price history (prices.rs): every fetched price per symbol,
+    // written with the log row of the fetch, the newest 1,000 per symbol
+    // kept. seq is that log row's.
+    r#"
+    CREATE TABLE price_history (
+        symbol TEXT COLLATE "C" NOT NULL,
+        at_ms  BIGINT NOT NULL,
+        seq    BIGINT NOT NULL,
+        price  BIGINT NOT NULL,
+        PRIMARY KEY (symbol, at_ms, seq)
+    );
     "#,
 ];
 

@@ -37,7 +37,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::writer::{self, Confirm, Item, Sealed, ToWriter};
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
-use crate::codec::{decode_account, encode_account, side_code, user_column};
+use crate::codec::{decode_account, encode_account, limit_param, side_code, user_column};
+use crate::prices::{PRICE_HISTORY_LIMIT, fetched_points};
 use crate::record::Record;
 use crate::tokens::TokenChange;
 use crate::write_health::WriteHealth;
@@ -534,6 +535,38 @@ pub(super) fn write(
             note.message,
             note.txn
         ])?;
+    }
+    write_prices(tx, applied)
+}
+
+/// Adds the prices the batch fetched to the price history, and drops the
+/// points of their symbols beyond the newest [`PRICE_HISTORY_LIMIT`].
+fn write_prices(tx: &Transaction<'_>, applied: &Applied) -> Result<(), StoreError> {
+    let points = fetched_points(applied);
+    if points.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO price_history (symbol, at_ms, seq, price) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for new in &points {
+        insert.execute(params![
+            new.symbol.as_str(),
+            new.point.at_ms,
+            new.seq,
+            new.point.price.cents()
+        ])?;
+    }
+    let mut prune = tx.prepare_cached(
+        "DELETE FROM price_history WHERE symbol = ?1 AND (at_ms, seq) <= (
+             SELECT at_ms, seq FROM price_history WHERE symbol = ?1
+             ORDER BY at_ms DESC, seq DESC LIMIT 1 OFFSET ?2)",
+    )?;
+    let mut symbols: Vec<_> = points.iter().map(|p| p.symbol).collect();
+    symbols.sort();
+    symbols.dedup();
+    for symbol in symbols {
+        prune.execute(params![symbol.as_str(), limit_param(PRICE_HISTORY_LIMIT)])?;
     }
     Ok(())
 }

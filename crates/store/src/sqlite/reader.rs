@@ -2,6 +2,7 @@
 //! (WAL lets them read while the committer writes), each query on a
 //! blocking thread.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +21,8 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::record::{HistoryPage, LogRow};
+use crate::prices::PricePoint;
+use crate::record::LogRow;
 use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader SQLite database, usable while a server runs.
@@ -131,12 +133,12 @@ impl Reads for SqliteReader {
         .await
     }
 
-    async fn history_page(
+    async fn user_log(
         &self,
         user: &UserId,
         before_seq: Option<i64>,
         limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
+    ) -> Result<Vec<LogRow>, StoreError> {
         let user = user.clone();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
@@ -147,15 +149,15 @@ impl Reads for SqliteReader {
                 params![
                     user.as_str(),
                     before_seq.unwrap_or(i64::MAX),
-                    limit_param(limit.saturating_add(1))
+                    limit_param(limit)
                 ],
                 read_row,
             )?;
-            let mut page = Vec::with_capacity(limit + 1);
+            let mut page = Vec::with_capacity(limit);
             for row in rows {
                 page.push(row??);
             }
-            Ok(HistoryPage::of(page, limit))
+            Ok(page)
         })
         .await
     }
@@ -358,6 +360,56 @@ impl Reads for SqliteReader {
                 page.push(columns.decode()?);
             }
             Ok(page)
+        })
+        .await
+    }
+
+    async fn price_history(
+        &self,
+        symbol: Symbol,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<PricePoint>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at_ms, price FROM price_history WHERE symbol = ?1 AND at_ms > ?2
+                 ORDER BY at_ms, seq",
+            )?;
+            let rows = stmt.query_map(
+                params![symbol.as_str(), since_ms.unwrap_or(i64::MIN)],
+                |row| {
+                    Ok(PricePoint {
+                        at_ms: row.get(0)?,
+                        price: Money::from_cents(row.get(1)?),
+                    })
+                },
+            )?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn latest_prices(
+        &self,
+        symbols: Vec<Symbol>,
+    ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT at_ms, price FROM price_history WHERE symbol = ?1
+                 ORDER BY at_ms DESC, seq DESC LIMIT 1",
+            )?;
+            let mut latest = HashMap::new();
+            for symbol in symbols {
+                let point = stmt
+                    .query_row([symbol.as_str()], |row| {
+                        Ok(PricePoint {
+                            at_ms: row.get(0)?,
+                            price: Money::from_cents(row.get(1)?),
+                        })
+                    })
+                    .optional()?;
+                latest.extend(point.map(|point| (symbol, point)));
+            }
+            Ok(latest)
         })
         .await
     }

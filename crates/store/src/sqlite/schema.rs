@@ -83,12 +83,24 @@ const MIGRATIONS: &[&str] = &[
         at_ms    INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
-    // Expiry: when each account's next pending order runs out (NULL with
+    // 5: expiry: when each account's next pending order runs out (NULL with
     // none pending), written with the account, so that the expiry task
     // finds the accounts with orders due through the index alone.
     "
     ALTER TABLE accounts ADD COLUMN expires_ms INTEGER;
     CREATE INDEX accounts_by_expiry ON accounts (expires_ms) WHERE expires_ms IS NOT NULL;
+    ",
+    // 6: the price history (prices.rs): every fetched price per symbol,
+    // written with the log row of the fetch, the newest 1,000 per symbol
+    // kept. seq is that log row's.
+    "
+    CREATE TABLE price_history (
+        symbol TEXT NOT NULL,
+        at_ms  INTEGER NOT NULL,
+        seq    INTEGER NOT NULL,
+        price  INTEGER NOT NULL,
+        PRIMARY KEY (symbol, at_ms, seq)
+    ) WITHOUT ROWID;
     ",
 ];
 

@@ -12,4 +12,5 @@ mod expiry;
 mod log;
 mod notifications;
 mod postgres;
+mod prices;
 mod sqlite;

@@ -1,0 +1,55 @@
+//! The price history: every price the system fetched from the quote
+//! service, per symbol, with the time it was recorded. Written in the same
+//! transaction as the log row that records the fetch (a command's
+//! `quoteServer` entry, or a fetch outside any command), so the history
+//! and the audit log never disagree.
+//!
+//! Retention: the newest [`PRICE_HISTORY_LIMIT`] points of each symbol. A
+//! batch that adds points drops the oldest beyond that, in the same
+//! transaction. On PostgreSQL, batches of several instances committing at
+//! the same moment each trim what they saw, so a symbol may hold a few
+//! more for a while; its next fetch trims it back.
+
+use engine::{Money, Symbol};
+use serde::Serialize;
+
+use crate::batch::Applied;
+
+/// How many points of each symbol are kept.
+pub const PRICE_HISTORY_LIMIT: usize = 1_000;
+
+/// One fetched price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PricePoint {
+    /// When it was recorded (Unix ms): the time of its log row.
+    #[serde(rename = "at")]
+    pub at_ms: i64,
+    pub price: Money,
+}
+
+/// A point as written: its symbol and the `seq` of the log row that
+/// recorded the fetch (which orders points of one instant).
+pub(crate) struct NewPricePoint {
+    pub symbol: Symbol,
+    pub seq: i64,
+    pub point: PricePoint,
+}
+
+/// The prices the rows of a batch fetched, in row order.
+pub(crate) fn fetched_points(applied: &Applied) -> Vec<NewPricePoint> {
+    applied
+        .rows
+        .iter()
+        .filter_map(|new| {
+            let fetch = new.row.record.fetch()?;
+            Some(NewPricePoint {
+                symbol: fetch.symbol,
+                seq: new.row.seq,
+                point: PricePoint {
+                    at_ms: new.row.ts_ms,
+                    price: fetch.price,
+                },
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,150 @@
+//! The price history: every fetched price kept with its time, in the same
+//! step as the fetch's log row, bounded per symbol.
+
+use std::sync::atomic::Ordering;
+
+use engine::{CommandName, Money, Symbol};
+use store::{Job, PRICE_HISTORY_LIMIT, PricePoint, QuoteFetch, QuoteUse, Reads, Work, Writes};
+
+use crate::fixture::{Fixture, T0, add, cached, job, on_both_back_ends, request, user};
+
+on_both_back_ends!(
+    every_fetched_price_is_kept_with_its_time,
+    the_history_keeps_the_newest_points_of_each_symbol,
+);
+
+fn symbol(name: &str) -> Symbol {
+    Symbol::parse(name).unwrap()
+}
+
+fn fetch(name: &str, cents: i64) -> QuoteFetch {
+    QuoteFetch {
+        symbol: symbol(name),
+        price: Money::from_cents(cents),
+        user: "u1".into(),
+        quote_server_time_ms: 0,
+        cryptokey: "k".into(),
+    }
+}
+
+/// A fetch outside any command (a page's price, the trigger refresh).
+fn fetched(name: &str, cents: i64) -> Job {
+    Job {
+        user: None,
+        idem_key: None,
+        work: Work::Quote(fetch(name, cents)),
+    }
+}
+
+fn point(at_ms: i64, cents: i64) -> PricePoint {
+    PricePoint {
+        at_ms,
+        price: Money::from_cents(cents),
+    }
+}
+
+async fn every_fetched_price_is_kept_with_its_time(f: Fixture) {
+    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
+    f.store.submit(fetched("ABC", 1_000)).await.unwrap();
+    f.now.store(T0 + 1_000, Ordering::SeqCst);
+    // A command whose own request fetched its price.
+    let quote = |key, quote| {
+        job(
+            "u1",
+            Some(key),
+            request(CommandName::Quote, Some("u1"), Some("ABC"), None),
+            quote,
+        )
+    };
+    let bought = Some(QuoteUse::Fetched(fetch("ABC", 1_050)));
+    f.store.submit(quote(2, bought)).await.unwrap();
+    // A price from the cache was not fetched: it is already in the history.
+    f.now.store(T0 + 2_000, Ordering::SeqCst);
+    f.store
+        .submit(quote(3, cached("ABC", 1_050)))
+        .await
+        .unwrap();
+    f.store.submit(fetched("XYZ", 7)).await.unwrap();
+    // A refused command's fetch still happened.
+    let refused = job(
+        "nobody",
+        Some(1),
+        request(CommandName::Quote, Some("nobody"), Some("ABC"), None),
+        Some(QuoteUse::Fetched(fetch("ABC", 990))),
+    );
+    f.store.submit(refused).await.unwrap();
+
+    let reader = f.reader();
+    assert_eq!(
+        reader.price_history(symbol("ABC"), None).await.unwrap(),
+        vec![
+            point(T0, 1_000),
+            point(T0 + 1_000, 1_050),
+            point(T0 + 2_000, 990)
+        ]
+    );
+    assert_eq!(
+        reader.price_history(symbol("ABC"), Some(T0)).await.unwrap(),
+        vec![point(T0 + 1_000, 1_050), point(T0 + 2_000, 990)],
+        "since is exclusive"
+    );
+    assert_eq!(
+        reader.price_history(symbol("QQQ"), None).await.unwrap(),
+        Vec::new()
+    );
+    let latest = reader
+        .latest_prices(vec![symbol("ABC"), symbol("XYZ"), symbol("QQQ")])
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 2, "{latest:?}");
+    assert_eq!(latest[&symbol("ABC")], point(T0 + 2_000, 990));
+    assert_eq!(latest[&symbol("XYZ")], point(T0 + 2_000, 7));
+    // The account is untouched by fetches.
+    assert!(reader.account(&user("u1")).await.unwrap().is_some());
+}
+
+async fn the_history_keeps_the_newest_points_of_each_symbol(f: Fixture) {
+    let extra = 7;
+    let total = PRICE_HISTORY_LIMIT + extra;
+    // The oldest, one at a time: the ones to go.
+    for i in 0..extra {
+        f.now.store(T0 + i as i64, Ordering::SeqCst);
+        f.store.submit(fetched("ABC", 1 + i as i64)).await.unwrap();
+    }
+    // The rest in groups submitted together, each group later than the
+    // one before, so that batches carry several points. (Batches
+    // committing at once each trim what they saw: the bound is exact again
+    // once a fetch commits alone, as the last one here does.)
+    let (last, rest) = (total - 1, (extra..total - 1).collect::<Vec<_>>());
+    for group in rest.chunks(50) {
+        f.now.store(T0 + 1_000 + group[0] as i64, Ordering::SeqCst);
+        let jobs = group
+            .iter()
+            .map(|&i| f.store.submit(fetched("ABC", 1 + i as i64)));
+        for done in futures::future::join_all(jobs).await {
+            done.unwrap();
+        }
+    }
+    f.now.store(T0 + 10_000, Ordering::SeqCst);
+    f.store
+        .submit(fetched("ABC", 1 + last as i64))
+        .await
+        .unwrap();
+    f.store.submit(fetched("XYZ", 5)).await.unwrap();
+    let reader = f.reader();
+    let kept = reader.price_history(symbol("ABC"), None).await.unwrap();
+    assert_eq!(kept.len(), PRICE_HISTORY_LIMIT);
+    let mut prices: Vec<i64> = kept.iter().map(|p| p.price.cents()).collect();
+    prices.sort_unstable();
+    let newest: Vec<i64> = (extra..total).map(|i| 1 + i as i64).collect();
+    assert_eq!(prices, newest, "the oldest points went");
+    assert_eq!(
+        reader
+            .price_history(symbol("XYZ"), None)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "another symbol keeps its own"
+    );
+}
