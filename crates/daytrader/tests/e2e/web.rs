@@ -266,6 +266,25 @@ async fn a_live_refresh_updates_the_parts_and_leaves_the_message_for_the_page() 
     assert!(shown.contains("Added $100.00 to your cash."), "{shown}");
     let again = browser.page("/").await.text();
     assert!(!again.contains("Added $100.00 to your cash."), "{again}");
+
+    // A refused form is left for the page view its redirect brings, too.
+    let refused = browser
+        .submit(
+            "/trade",
+            "/trade/buy",
+            &[("symbol", "ABC"), ("amount", "5000.00")],
+        )
+        .await;
+    assert_eq!(refused.status, 303, "{}", refused.text());
+    let refreshed = browser.live_refresh("/trade").await.text();
+    assert!(!refreshed.contains("value=\"5000.00\""), "{refreshed}");
+    let shown = browser.follow(refused).await;
+    assert!((400..500).contains(&shown.status), "{}", shown.text());
+    assert!(
+        shown.text().contains("value=\"5000.00\""),
+        "the refused amount comes back:\n{}",
+        shown.text()
+    );
 }
 
 #[tokio::test]

@@ -85,7 +85,7 @@ pub async fn change_page(
     trader: Trader,
 ) -> Result<Response, PageError> {
     let chrome = Chrome::trader(&state, &trader, "password").await?;
-    let kept = refused::take(&state, &trader.session, CHANGE_PAGE)
+    let kept = refused::take_for(&state, &trader, CHANGE_PAGE)
         .await
         .unwrap_or_else(|| Kept::new("password", StatusCode::OK));
     let page = page_of(chrome, None, CHANGE_PAGE.to_owned(), &kept);

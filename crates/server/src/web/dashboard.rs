@@ -70,7 +70,7 @@ struct Panels {
 }
 
 pub async fn page(State(state): State<AppState>, trader: Trader) -> Result<Response, PageError> {
-    match refused::take(&state, &trader.session, "/").await {
+    match refused::take_for(&state, &trader, "/").await {
         Some(kept) => render(&state, &trader, kept.form_state(), kept.status()).await,
         None => render(&state, &trader, FormState::fresh(), StatusCode::OK).await,
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::state::AppState;
 use crate::web::error::PageError;
 use crate::web::forms::{Field, FormState};
-use crate::web::session::Session;
+use crate::web::session::{Session, Trader};
 
 /// How long a refused form waits for its page: the redirect follows at
 /// once, so this only bounds what a lost redirect leaves behind.
@@ -150,6 +150,17 @@ pub async fn take(state: &AppState, session: &Session, page: &str) -> Option<Kep
         tracing::warn!(%error, "could not clear a shown refusal");
     }
     serde_json::from_slice(&bytes).ok()
+}
+
+/// The form refused on a signed-in trader's `page`, shown once. A live
+/// refresh (app.js reading the page again after an event) takes nothing:
+/// it may come between the refusal and the page view its redirect brings,
+/// which would then show the form as if nothing had been refused.
+pub async fn take_for(state: &AppState, trader: &Trader, page: &str) -> Option<Kept> {
+    if trader.live_refresh {
+        return None;
+    }
+    take(state, &trader.session, page).await
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub async fn page(
     headers: HeaderMap,
     trader: Trader,
 ) -> Result<Response, PageError> {
-    let (shown, status) = match refused::take(&state, &trader.session, PAGE).await {
+    let (shown, status) = match refused::take_for(&state, &trader, PAGE).await {
         Some(kept) => {
             let shown = Shown {
                 name: kept.get("name"),

@@ -86,7 +86,7 @@ pub async fn page(
         .unwrap_or_default();
     let mut forms = Forms::fresh(&symbol);
     let mut status = StatusCode::OK;
-    if let Some(kept) = refused::take(&state, &trader.session, PAGE).await
+    if let Some(kept) = refused::take_for(&state, &trader, PAGE).await
         && let Some(slot) = forms.named(&kept.form)
     {
         *slot = kept.form_state();

@@ -79,7 +79,7 @@ enum Refused {
 const PAGE: &str = "/triggers";
 
 pub async fn page(State(state): State<AppState>, trader: Trader) -> Result<Response, PageError> {
-    let Some(kept) = refused::take(&state, &trader.session, PAGE).await else {
+    let Some(kept) = refused::take_for(&state, &trader, PAGE).await else {
         return render(&state, &trader, Refused::Nothing, StatusCode::OK).await;
     };
     // Kept forms are called `amount:<side>`, `price:<side>` or
