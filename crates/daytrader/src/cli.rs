@@ -117,6 +117,11 @@ pub struct ServeArgs {
     /// The prefix of this deployment's keys in Redis.
     #[arg(long, env = "REDIS_PREFIX", default_value = "daytrader:")]
     pub redis_prefix: String,
+    /// How long one Redis operation may take before the instance goes
+    /// around the cache (sessions then answer "unavailable").
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 250,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
     /// This instance's id, sent as X-Instance-Id (default: the host name).
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,

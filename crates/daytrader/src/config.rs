@@ -111,6 +111,7 @@ pub fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     settings.database = database;
     settings.redis_url = redis_url(&args)?;
     settings.cache_prefix = args.redis_prefix;
+    settings.redis_timeout = Duration::from_millis(args.redis_timeout_ms);
     settings.listen = std::net::SocketAddr::new(args.bind, args.port);
     if let Some(id) = args.instance_id {
         anyhow::ensure!(

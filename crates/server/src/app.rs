@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use cache::{Cache, EventBus};
+use cache::{Cache, EventBus, RedisConfig};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -255,8 +255,15 @@ pub fn services(settings: &Settings) -> Result<Services, StartError> {
     let client = QuoteClient::new(source, settings.quote_client);
     let cache = match &settings.redis_url {
         Some(url) => Some(
-            Cache::redis(url, &settings.cache_prefix)
-                .map_err(|e| StartError::Cache(e.to_string()))?,
+            Cache::redis_with_config(
+                url,
+                &settings.cache_prefix,
+                RedisConfig {
+                    timeout: settings.redis_timeout,
+                    ..RedisConfig::default()
+                },
+            )
+            .map_err(|e| StartError::Cache(e.to_string()))?,
         ),
         None => None,
     };

@@ -33,6 +33,8 @@ pub struct Settings {
     /// The prefix of every key in the shared cache, so that deployments
     /// (or tests) sharing a Redis never meet.
     pub cache_prefix: String,
+    /// Each Redis operation's limit (`cache::RedisConfig::timeout`).
+    pub redis_timeout: Duration,
     /// Sent as `X-Instance-Id` and recorded as `server` in the audit log.
     pub instance_id: String,
     /// The supervisor's token; generated and kept in the data directory
@@ -90,6 +92,7 @@ impl Settings {
             data_dir: data_dir.to_path_buf(),
             redis_url: None,
             cache_prefix: "daytrader:".to_owned(),
+            redis_timeout: cache::RedisConfig::default().timeout,
             instance_id: default_instance_id(),
             admin_token: None,
             quote_server: QuoteServerSetting::Builtin(quotes::BuiltinPrices::Fixed),

@@ -63,6 +63,8 @@ async fn registration_speaks_plainly_and_welcomes_once(browser: &Browser, user: 
         !browser.exists(".alert-success").await,
         "the welcome is shown once"
     );
+    let page = browser.text("main").await;
+    assert!(!page.contains("Welcome"), "no second welcome: {page}");
 }
 
 /// A refused form comes back by a redirect: the page shown is a GET, so a
