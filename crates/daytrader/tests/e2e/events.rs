@@ -87,6 +87,19 @@ impl EventStream {
         })
     }
 
+    /// The stream of `user` on the instance at `base`, opened with the
+    /// supervisor's token (which may listen for anyone).
+    pub async fn of(base: &str, user: &str) -> EventStream {
+        Self::resume(base, user, None).await
+    }
+
+    /// As [`EventStream::of`], resuming after the event `last_event_id`.
+    pub async fn resume(base: &str, user: &str, last_event_id: Option<&str>) -> EventStream {
+        EventStream::open(base, user, Caller::Token(TOKEN), last_event_id)
+            .await
+            .unwrap_or_else(|refused| panic!("the stream of {user} opens: {refused:?}"))
+    }
+
     /// The next block, or `None` if none came within `limit` or the stream
     /// ended.
     pub async fn item(&mut self, limit: Duration) -> Option<Item> {
@@ -176,6 +189,15 @@ async fn ok(http: &Http, command: Value) -> Value {
     let reply = http.command(command).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()
+}
+
+/// ADDs `amount` to `user`'s account, which must succeed.
+async fn add(http: &Http, user: &str, amount: &str) -> Value {
+    ok(
+        http,
+        json!({"command": "ADD", "user": user, "amount": amount}),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -284,24 +306,11 @@ async fn a_traders_stream_carries_their_commands_notifications_and_prices() {
 /// triggers fires on a new price, and its owner's stream hears of it.
 #[tokio::test]
 async fn a_trigger_fired_by_a_new_price_reaches_its_owners_stream() {
-    let app = spawn_with(Options {
-        env: vec![
-            ("QUOTE_SERVER", "builtin:walk".into()),
-            ("QUOTE_TTL_SECS", "1".into()),
-            ("TRIGGER_REFRESH_SECS", "1".into()),
-        ],
-        ..Options::default()
-    });
+    let app = crate::triggers::spawn_with_moving_prices();
     let mut streams = Vec::new();
     for user in ["seller", "buyer"] {
-        ok(
-            &app,
-            json!({"command": "ADD", "user": user, "amount": "1.00"}),
-        )
-        .await;
-        let stream = EventStream::open(&app.url, user, Caller::Token(TOKEN), None)
-            .await
-            .unwrap();
+        add(&app, &user, "1.00").await;
+        let stream = EventStream::of(&app.url, &user).await;
         streams.push(stream);
     }
     let fired = crate::triggers::arm_both_sides_and_wait(&app).await;
@@ -329,60 +338,30 @@ async fn a_trigger_fired_by_a_new_price_reaches_its_owners_stream() {
 async fn a_reconnecting_stream_gets_what_it_missed() {
     let app = spawn_with(Options::default());
     let user = unique("resume");
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    let mut stream = EventStream::open(&app.url, &user, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "2.00"}),
-    )
-    .await;
+    add(&app, &user, "1.00").await;
+    let mut stream = EventStream::of(&app.url, &user).await;
+    add(&app, &user, "2.00").await;
     let (seen, first) = stream.event(WAIT).await;
     assert_eq!(first["cash"], "3.00");
     drop(stream);
 
     // Missed while away: two commands.
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "3.00"}),
-    )
-    .await;
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "4.00"}),
-    )
-    .await;
-    let mut resumed = EventStream::open(&app.url, &user, Caller::Token(TOKEN), seen.as_deref())
-        .await
-        .unwrap();
+    add(&app, &user, "3.00").await;
+    add(&app, &user, "4.00").await;
+    let mut resumed = EventStream::resume(&app.url, &user, seen.as_deref()).await;
     let (_, missed) = resumed.event(WAIT).await;
     assert_eq!(missed["cash"], "6.00");
     let (last, missed) = resumed.event(WAIT).await;
     assert_eq!(missed["cash"], "10.00");
     // Then live again, nothing twice.
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "5.00"}),
-    )
-    .await;
+    add(&app, &user, "5.00").await;
     let (next, live) = resumed.event(WAIT).await;
     assert_eq!(live["cash"], "15.00");
     assert_ne!(next, last);
 
     // An id the ring never held replays nothing: the client resyncs.
-    let mut stale = EventStream::open(&app.url, &user, Caller::Token(TOKEN), Some("1.999"))
-        .await
-        .unwrap();
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "6.00"}),
-    )
-    .await;
+    let mut stale = EventStream::resume(&app.url, &user, Some("1.999")).await;
+    add(&app, &user, "6.00").await;
     let (_, fresh) = stale.event(WAIT).await;
     assert_eq!(fresh["cash"], "21.00");
 }
@@ -449,21 +428,11 @@ async fn an_event_on_one_instance_reaches_a_stream_on_another() {
     let one = cluster.instance("events-1", &[]);
     let two = cluster.instance("events-2", &[]);
     let user = unique("across");
-    ok(
-        &two,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    let mut stream = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
+    add(&two, &user, "1.00").await;
+    let mut stream = EventStream::of(&one.url, &user).await;
     for round in 1..=3 {
         let sent = Instant::now();
-        ok(
-            &two,
-            json!({"command": "ADD", "user": user, "amount": "1.00"}),
-        )
-        .await;
+        add(&two, &user, "1.00").await;
         let (id, event) = stream.event(WAIT).await;
         let took = sent.elapsed();
         assert_eq!(event["cash"], format!("{}.00", round + 1));
@@ -482,23 +451,15 @@ async fn a_price_fetched_on_one_instance_reaches_a_stream_on_another() {
     let two = cluster.instance("quotes-2", &[("QUOTE_TTL_SECS", "1")]);
     let (watcher, other) = (unique("watcher"), unique("other"));
     for user in [&watcher, &other] {
-        ok(
-            &one,
-            json!({"command": "ADD", "user": user, "amount": "100.00"}),
-        )
-        .await;
+        add(&one, &user, "100.00").await;
     }
     ok(
         &one,
         json!({"command": "SET_BUY_AMOUNT", "user": watcher, "symbol": "QEV", "amount": "10.00"}),
     )
     .await;
-    let mut watching = EventStream::open(&one.url, &watcher, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
-    let mut not_watching = EventStream::open(&one.url, &other, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
+    let mut watching = EventStream::of(&one.url, &watcher).await;
+    let mut not_watching = EventStream::of(&one.url, &other).await;
     // Past the cached price's second, so that the quote is fetched.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let quoted = ok(
@@ -525,41 +486,17 @@ async fn a_stream_resumes_on_another_instance() {
     let one = cluster.instance("resume-1", &[]);
     let two = cluster.instance("resume-2", &[]);
     let user = unique("moving");
-    ok(
-        &one,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    let mut stream = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
-    ok(
-        &one,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
+    add(&one, &user, "1.00").await;
+    let mut stream = EventStream::of(&one.url, &user).await;
+    add(&one, &user, "1.00").await;
     let (seen, _) = stream.event(WAIT).await;
     drop(stream);
-    ok(
-        &one,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    ok(
-        &two,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    let mut resumed = EventStream::open(&two.url, &user, Caller::Token(TOKEN), seen.as_deref())
-        .await
-        .unwrap();
+    add(&one, &user, "1.00").await;
+    add(&two, &user, "1.00").await;
+    let mut resumed = EventStream::resume(&two.url, &user, seen.as_deref()).await;
     assert_eq!(resumed.event(WAIT).await.1["cash"], "3.00");
     assert_eq!(resumed.event(WAIT).await.1["cash"], "4.00");
-    ok(
-        &one,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
+    add(&one, &user, "1.00").await;
     assert_eq!(resumed.event(WAIT).await.1["cash"], "5.00");
 }
 
@@ -587,19 +524,9 @@ async fn streams_come_back_with_redis() {
     };
     let (one, two) = (instance("outage-1"), instance("outage-2"));
     let user = unique("outage");
-    ok(
-        &two,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    let mut stream = EventStream::open(&one.url, &user, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
-    ok(
-        &two,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
+    add(&two, &user, "1.00").await;
+    let mut stream = EventStream::of(&one.url, &user).await;
+    add(&two, &user, "1.00").await;
     assert_eq!(stream.event(WAIT).await.1["cash"], "2.00");
 
     redis.stop();
@@ -607,11 +534,7 @@ async fn streams_come_back_with_redis() {
         stream.ends_within(WAIT).await,
         "a stream that may miss events ends"
     );
-    ok(
-        &two,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
+    add(&two, &user, "1.00").await;
 
     redis.resume().unwrap();
     // Until the subscriber is back a new stream may open and hear nothing:
@@ -625,11 +548,7 @@ async fn streams_come_back_with_redis() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        ok(
-            &two,
-            json!({"command": "ADD", "user": user, "amount": "1.00"}),
-        )
-        .await;
+        add(&two, &user, "1.00").await;
         cents += 100;
         let expected = format!("{}.00", cents / 100);
         let crossed = loop {
@@ -653,14 +572,8 @@ async fn streams_come_back_with_redis() {
 async fn a_stopping_instance_ends_its_streams() {
     let mut app = spawn_with(Options::default());
     let user = unique("stop");
-    ok(
-        &app,
-        json!({"command": "ADD", "user": user, "amount": "1.00"}),
-    )
-    .await;
-    let mut stream = EventStream::open(&app.url, &user, Caller::Token(TOKEN), None)
-        .await
-        .unwrap();
+    add(&app, &user, "1.00").await;
+    let mut stream = EventStream::of(&app.url, &user).await;
     assert!(matches!(stream.item(WAIT).await, Some(Item::Retry)));
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(app.pid() as libc::pid_t, libc::SIGTERM) };

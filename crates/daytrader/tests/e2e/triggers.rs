@@ -14,15 +14,20 @@ use crate::helpers::{App, Options, Reply, spawn_with};
 /// buy. Prices refresh every second (cache TTL 1 s, refresh 1 s).
 #[tokio::test]
 async fn a_new_price_fires_the_triggers_it_satisfies() {
-    let app = spawn_with(Options {
+    arm_both_sides_and_wait(&spawn_with_moving_prices()).await;
+}
+
+/// An embedded instance on the moving quote server, whose prices (and
+/// so triggers) refresh every second.
+pub fn spawn_with_moving_prices() -> App {
+    spawn_with(Options {
         env: vec![
             ("QUOTE_SERVER", "builtin:walk".into()),
             ("QUOTE_TTL_SECS", "1".into()),
             ("TRIGGER_REFRESH_SECS", "1".into()),
         ],
         ..Options::default()
-    });
-    arm_both_sides_and_wait(&app).await;
+    })
 }
 
 /// Arms a sell trigger a cent above the current price of S and a buy
