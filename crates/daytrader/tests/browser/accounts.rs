@@ -71,11 +71,7 @@ async fn registration_speaks_plainly_and_welcomes_once(browser: &Browser, user: 
 /// reload sends nothing again and the refusal, shown once, is gone.
 async fn refused_forms_are_not_sent_again(browser: &Browser) {
     browser.goto("/trade").await;
-    browser.fill("#buy-symbol", "ABC").await;
-    browser.fill("#buy-amount", "100.00").await;
-    browser
-        .click("form[action='/trade/buy'] button[type=submit]")
-        .await;
+    browser.send_order("buy", "ABC", "100.00").await;
     browser.wait_text("#buy-amount-error", "is available").await;
     browser.wait_path("/trade").await;
     let kept = browser.el("#buy-amount").await.value().await.unwrap();
@@ -161,12 +157,7 @@ async fn a_sign_in_link_then_a_password_change(browser: &Browser, token: &str) {
         .await;
     assert_eq!(added.status, 200, "{}", added.text());
 
-    browser.goto("/admin/login").await;
-    browser.fill("#token", token).await;
-    browser
-        .click("form[action='/admin/login'] button[type=submit]")
-        .await;
-    browser.wait_path("/admin").await;
+    browser.supervisor_sign_in(token).await;
     browser.fill("#link-user", &user).await;
     browser
         .click("form[action='/admin/sign-in-links'] button[type=submit]")

@@ -280,6 +280,52 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
     }
 
+    /// Sends the trade page's (shown) `side` order form, "buy" or "sell",
+    /// for `amount` of `symbol`.
+    pub async fn send_order(&self, side: &str, symbol: &str, amount: &str) {
+        self.fill(&format!("#{side}-symbol"), symbol).await;
+        self.fill(&format!("#{side}-amount"), amount).await;
+        self.click(&format!("form[action='/trade/{side}'] button[type=submit]"))
+            .await;
+    }
+
+    /// Sets aside `amount` for a `side` trigger on `symbol` from the
+    /// triggers page (shown), and waits for its row, which needs a price.
+    pub async fn set_trigger_amount(&self, side: &str, symbol: &str, amount: &str) {
+        self.fill(&format!("#{side}-trigger-symbol"), symbol).await;
+        self.fill(&format!("#{side}-trigger-amount"), amount).await;
+        self.click(&format!(
+            "form[action='/triggers/{side}/amount'] button[type=submit]"
+        ))
+        .await;
+        self.wait_text(&format!("#trigger-{side}-{symbol}"), "Needs a price")
+            .await;
+    }
+
+    /// Arms the `side` trigger on `symbol` at `price` from its row on the
+    /// triggers page.
+    pub async fn arm_trigger(&self, side: &str, symbol: &str, price: &str) {
+        self.fill(&format!("#price-{side}-{symbol}"), price).await;
+        self.click(&format!(
+            "#trigger-{side}-{symbol} form[action='/triggers/{side}/price'] button"
+        ))
+        .await;
+    }
+
+    /// Sends the supervisor's sign-in form (shown) with `token`.
+    pub async fn send_supervisor_token(&self, token: &str) {
+        self.fill("#token", token).await;
+        self.click("form[action='/admin/login'] button[type=submit]")
+            .await;
+    }
+
+    /// Signs in as the supervisor with `token`, and waits for /admin.
+    pub async fn supervisor_sign_in(&self, token: &str) {
+        self.goto("/admin/login").await;
+        self.send_supervisor_token(token).await;
+        self.wait_path("/admin").await;
+    }
+
     /// Runs a script in the page.
     pub async fn script(&self, js: &str) {
         self.driver

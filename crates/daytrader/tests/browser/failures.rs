@@ -43,11 +43,7 @@ async fn insufficient_funds(browser: &Browser) {
     register(browser, &unique("poor_"), "a long enough password").await;
     add_funds(browser, usd(50), usd(50)).await;
     browser.goto("/trade").await;
-    browser.fill("#buy-symbol", "ABC").await;
-    browser.fill("#buy-amount", "5000.00").await;
-    browser
-        .click("form[action='/trade/buy'] button[type=submit]")
-        .await;
+    browser.send_order("buy", "ABC", "5000.00").await;
     let shares = usd(5000) / price_cents("ABC");
     let error = browser
         .wait_text("#buy-amount-error", "but only $50.00 is available")

@@ -87,13 +87,7 @@ pub async fn add_funds(browser: &Browser, cents: i64, cash_after: i64) {
 pub async fn place(browser: &Browser, side: &str, symbol: &str, cents: i64) -> i64 {
     let shares = cents / price_cents(symbol);
     browser.goto("/trade").await;
-    browser.fill(&format!("#{side}-symbol"), symbol).await;
-    browser
-        .fill(&format!("#{side}-amount"), &typed(cents))
-        .await;
-    browser
-        .click(&format!("form[action='/trade/{side}'] button[type=submit]"))
-        .await;
+    browser.send_order(side, symbol, &typed(cents)).await;
     browser
         .wait_text(
             ".alert-success",
@@ -207,20 +201,12 @@ pub async fn journey(browser: &Browser) {
     // A buy trigger set, armed below the price, then cancelled.
     let qrs = price_cents("QRS");
     browser.click("nav a[href='/triggers']").await;
-    browser.fill("#buy-trigger-symbol", "QRS").await;
-    browser.fill("#buy-trigger-amount", "300.00").await;
-    browser
-        .click("form[action='/triggers/buy/amount'] button[type=submit]")
-        .await;
+    browser.set_trigger_amount("buy", "QRS", "300.00").await;
     browser
         .wait_text(".alert-success", "$300.00 is set aside to buy QRS")
         .await;
-    browser.wait_text("#trigger-buy-QRS", "Needs a price").await;
     let below = (qrs - 1).max(1);
-    browser.fill("#price-buy-QRS", &typed(below)).await;
-    browser
-        .click("#trigger-buy-QRS form[action='/triggers/buy/price'] button")
-        .await;
+    browser.arm_trigger("buy", "QRS", &typed(below)).await;
     browser
         .wait_text(".alert-success", "The buy trigger on QRS is armed")
         .await;
@@ -246,16 +232,8 @@ pub async fn journey(browser: &Browser) {
     // A buy trigger at or above the price fires as it is armed, and tells
     // the trader so.
     let fir = price_cents("FIR");
-    browser.fill("#buy-trigger-symbol", "FIR").await;
-    browser.fill("#buy-trigger-amount", "400.00").await;
-    browser
-        .click("form[action='/triggers/buy/amount'] button[type=submit]")
-        .await;
-    browser.wait_text("#trigger-buy-FIR", "Needs a price").await;
-    browser.fill("#price-buy-FIR", &typed(fir)).await;
-    browser
-        .click("#trigger-buy-FIR form[action='/triggers/buy/price'] button")
-        .await;
+    browser.set_trigger_amount("buy", "FIR", "400.00").await;
+    browser.arm_trigger("buy", "FIR", &typed(fir)).await;
     let fired_shares = usd(400) / fir;
     browser
         .wait_text(

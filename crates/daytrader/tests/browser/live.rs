@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::browser::Browser;
 use crate::infra::unique;
-use crate::journey::{add_funds, dollars, place, price_cents, register, sign_in, usd};
+use crate::journey::{add_funds, dollars, place, price_cents, register, sign_in, typed, usd};
 
 /// How long a price is fresh in the quote cache (SPEC: 60 s).
 const QUOTE_LIFE: Duration = Duration::from_secs(60);
@@ -138,16 +138,7 @@ pub async fn live(first: &Browser, instances: &Instances) {
 /// whichever instance it was opened), and waits for it to be pending.
 async fn place_here(browser: &Browser, symbol: &str, cents: i64) -> i64 {
     let shares = cents / price_cents(symbol);
-    browser.fill("#buy-symbol", symbol).await;
-    browser
-        .fill(
-            "#buy-amount",
-            &format!("{}.{:02}", cents / 100, cents % 100),
-        )
-        .await;
-    browser
-        .click("form[action='/trade/buy'] button[type=submit]")
-        .await;
+    browser.send_order("buy", symbol, &typed(cents)).await;
     browser
         .wait_text("#pending-buy .order-shares", &format!("{shares} {symbol}"))
         .await;

@@ -13,18 +13,14 @@ pub async fn supervisor(browser: &Browser, token: &str) {
 
     browser.goto("/admin").await;
     browser.wait_path("/admin/login").await;
-    browser.fill("#token", "not-the-supervisor-token").await;
     browser
-        .click("form[action='/admin/login'] button[type=submit]")
+        .send_supervisor_token("not-the-supervisor-token")
         .await;
     browser.wait_text("#token-error", "").await;
     assert!(!browser.exists(".signout").await, "not let in");
     browser.wait_path("/admin/login").await;
 
-    browser.fill("#token", token).await;
-    browser
-        .click("form[action='/admin/login'] button[type=submit]")
-        .await;
+    browser.send_supervisor_token(token).await;
     browser.wait_path("/admin").await;
     browser.wait_text("h1", "Supervisor").await;
     browser.wait_text(".status-list", "Database").await;

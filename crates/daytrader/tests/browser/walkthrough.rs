@@ -53,11 +53,7 @@ pub async fn walkthrough(browser: &Browser, token: &str) {
 /// A SELL of a symbol the trader holds none of: the refusal says so.
 async fn sell_of_a_symbol_not_held(browser: &Browser) {
     browser.goto("/trade").await;
-    browser.fill("#sell-symbol", "XYZ").await;
-    browser.fill("#sell-amount", "1000.00").await;
-    browser
-        .click("form[action='/trade/sell'] button[type=submit]")
-        .await;
+    browser.send_order("sell", "XYZ", "1000.00").await;
     let said = browser
         .wait_text("main", "You hold no shares of XYZ to sell.")
         .await;
@@ -69,17 +65,9 @@ async fn sell_of_a_symbol_not_held(browser: &Browser) {
 async fn change_price_box(browser: &Browser) {
     let qrs = price_cents("QRS");
     browser.goto("/triggers").await;
-    browser.fill("#buy-trigger-symbol", "QRS").await;
-    browser.fill("#buy-trigger-amount", "300.00").await;
-    browser
-        .click("form[action='/triggers/buy/amount'] button[type=submit]")
-        .await;
-    browser.wait_text("#trigger-buy-QRS", "Needs a price").await;
+    browser.set_trigger_amount("buy", "QRS", "300.00").await;
     let below = (qrs - 1).max(1);
-    browser.fill("#price-buy-QRS", &typed(below)).await;
-    browser
-        .click("#trigger-buy-QRS form[action='/triggers/buy/price'] button")
-        .await;
+    browser.arm_trigger("buy", "QRS", &typed(below)).await;
     browser
         .wait_text("#trigger-buy-QRS", &format!("Armed at {}", dollars(below)))
         .await;
@@ -97,16 +85,8 @@ async fn change_price_box(browser: &Browser) {
 async fn arm_a_trigger_that_fires_at_once(browser: &Browser) {
     let wlk = price_cents("WLK");
     browser.goto("/triggers").await;
-    browser.fill("#buy-trigger-symbol", "WLK").await;
-    browser.fill("#buy-trigger-amount", "400.00").await;
-    browser
-        .click("form[action='/triggers/buy/amount'] button[type=submit]")
-        .await;
-    browser.wait_text("#trigger-buy-WLK", "Needs a price").await;
-    browser.fill("#price-buy-WLK", &typed(wlk + 100)).await;
-    browser
-        .click("#trigger-buy-WLK form[action='/triggers/buy/price'] button")
-        .await;
+    browser.set_trigger_amount("buy", "WLK", "400.00").await;
+    browser.arm_trigger("buy", "WLK", &typed(wlk + 100)).await;
     browser.wait_text(".alert-success", "WLK").await;
     assert!(
         !browser.exists("#trigger-buy-WLK").await,
@@ -159,7 +139,7 @@ fn leftover_of_wlk() -> i64 {
 /// Signs in as the supervisor and adds up "Triggers fired" over the three
 /// instances (the figure is each instance's own); signs out.
 async fn triggers_fired(browser: &Browser, token: &str) -> u64 {
-    supervisor_sign_in(browser, token).await;
+    browser.supervisor_sign_in(token).await;
     let fired = fired_per_instance(browser).await.values().sum();
     sign_out(browser).await;
     fired
@@ -169,7 +149,7 @@ async fn triggers_fired(browser: &Browser, token: &str) -> u64 {
 /// table keeps its columns in view and shows the whole name on hover, on a
 /// desktop and on a phone. Answers "Triggers fired" over the instances.
 async fn supervisor_sees(browser: &Browser, token: &str, user: &str) -> u64 {
-    supervisor_sign_in(browser, token).await;
+    browser.supervisor_sign_in(token).await;
     let fired = fired_per_instance(browser).await.values().sum();
     let cell = browser
         .el(&format!("#users .user-name[title='{user}']"))
@@ -195,15 +175,6 @@ async fn supervisor_sees(browser: &Browser, token: &str, user: &str) -> u64 {
     browser.fits_a_phone(&["/admin"]).await;
     sign_out(browser).await;
     fired
-}
-
-async fn supervisor_sign_in(browser: &Browser, token: &str) {
-    browser.goto("/admin/login").await;
-    browser.fill("#token", token).await;
-    browser
-        .click("form[action='/admin/login'] button[type=submit]")
-        .await;
-    browser.wait_path("/admin").await;
 }
 
 /// "Triggers fired" as each instance shows it, reloading /admin until the
