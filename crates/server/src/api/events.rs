@@ -30,7 +30,7 @@ use cache::{BusError, BusEvent, EventId, Resume, Subscription};
 use engine::{Symbol, UserId};
 use store::Reads;
 
-use crate::api::users::{parse_user, unknown_user};
+use crate::api::users::{permitted_user, unknown_user};
 use crate::auth::TokenOrSession;
 use crate::error::ApiError;
 use crate::service::events::watched_symbols;
@@ -45,8 +45,7 @@ pub async fn stream(
     user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let user = parse_user(user)?;
-    principal.check(&user)?;
+    let user = permitted_user(&principal, user)?;
     let Some(loaded) = state.trading.reader().account(&user).await? else {
         return Err(unknown_user(&user));
     };

@@ -9,7 +9,7 @@ use axum::response::Response;
 use engine::UserId;
 use store::Reads;
 
-use crate::api::users::{parse_user, unknown_user};
+use crate::api::users::{permitted_user, unknown_user};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::history;
@@ -21,9 +21,7 @@ pub async fn export(
     principal: Principal,
     user: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let user = parse_user(user)?;
-    principal.check(&user)?;
-    response(&state, user).await
+    response(&state, permitted_user(&principal, user)?).await
 }
 
 /// The CSV of `user`'s history as a download, or `unknown_user`.

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use store::{Notification, Reads, Writes};
 
-use crate::api::users::{parse_user, unknown_user};
+use crate::api::users::{permitted_user, unknown_user};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::respond::json_response;
@@ -44,8 +44,7 @@ pub async fn list(
     user: Result<Path<String>, PathRejection>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let user = parse_user(user)?;
-    principal.check(&user)?;
+    let user = permitted_user(&principal, user)?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
     if query.before.is_some_and(|before| before < 1) {
@@ -115,8 +114,7 @@ pub async fn mark_read(
     user: Result<Path<String>, PathRejection>,
     body: Result<Json<MarkRead>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let user = parse_user(user)?;
-    principal.check(&user)?;
+    let user = permitted_user(&principal, user)?;
     let Json(body) = body.map_err(|e| match e {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

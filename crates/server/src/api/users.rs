@@ -21,8 +21,7 @@ pub async fn summary(
     principal: Principal,
     user: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let user = parse_user(user)?;
-    principal.check(&user)?;
+    let user = permitted_user(&principal, user)?;
     let reader = state.trading.reader();
     let now_ms = (state.clock)();
     // One key lookup; the summary itself only when it changed (summaries.rs).
@@ -55,9 +54,20 @@ pub async fn summary(
     Ok(json_response(StatusCode::OK, body))
 }
 
-pub fn parse_user(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
+fn parse_user(path: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
     let Path(text) = path.map_err(|e| ApiError::bad_request("malformed_path", e.body_text()))?;
     UserId::parse(&text).map_err(|e| ApiError::bad_request("invalid_user", e.to_string()))
+}
+
+/// The user the path names, if `principal` may act for them: the path's
+/// error, or 403.
+pub fn permitted_user(
+    principal: &Principal,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<UserId, ApiError> {
+    let user = parse_user(path)?;
+    principal.check(&user)?;
+    Ok(user)
 }
 
 pub fn unknown_user(user: &UserId) -> ApiError {
