@@ -121,7 +121,7 @@ async fn render(
     let summary = loaded.account.summary(now);
     let key = trader_key("dashboard", &trader.user, loaded.version, "");
     let ttl = view_ttl(&summary, now, PANELS_TTL);
-    let panels = page_cache::fragment_for(
+    let panels = page_cache::fragment(
         &state.cache,
         "dashboard",
         &key,

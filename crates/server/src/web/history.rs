@@ -112,16 +112,27 @@ pub async fn page(
         query.before.map(|b| b.to_string()).unwrap_or_default()
     );
     let key = trader_key("history", &trader.user, version, &params);
-    let table = page_cache::fragment(&state.cache, "history", &key, PAGE_TTL, || async {
-        let reader = state.trading.reader();
-        let page = history::page(reader, &trader.user, &filter, query.before, PAGE_ROWS).await?;
-        Fragment::render(&HistoryTable {
-            rows: page.entries.iter().map(HistoryRow::of).collect(),
-            next_before: page.next_before,
-            filter_query: filter_query.clone(),
-            filtered: filter != Filter::default(),
-        })
-    })
+    // The history shows no prices: its key says all that changes it, so a
+    // live refresh may be served the stored table.
+    let live_refresh = false;
+    let table = page_cache::fragment(
+        &state.cache,
+        "history",
+        &key,
+        PAGE_TTL,
+        live_refresh,
+        || async {
+            let reader = state.trading.reader();
+            let page =
+                history::page(reader, &trader.user, &filter, query.before, PAGE_ROWS).await?;
+            Fragment::render(&HistoryTable {
+                rows: page.entries.iter().map(HistoryRow::of).collect(),
+                next_before: page.next_before,
+                filter_query: filter_query.clone(),
+                filtered: filter != Filter::default(),
+            })
+        },
+    )
     .await?;
     let page = HistoryPageView {
         chrome,

@@ -27,24 +27,10 @@ pub fn trader_key(page: &str, user: &engine::UserId, version: i64, params: &str)
 
 /// The fragment under `key` from the cache, or `render`ed and stored for
 /// `ttl`. A cache that cannot be reached costs a render, never the page.
+/// A page's live refresh (`live_refresh`, see [`crate::web::live`])
+/// renders it anew, as what it shows (a price) may have changed without
+/// its key, and stores it for the views after.
 pub async fn fragment<F, Fut>(
-    cache: &Cache,
-    page: &'static str,
-    key: &str,
-    ttl: Duration,
-    render: F,
-) -> Result<Fragment, PageError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Fragment, PageError>>,
-{
-    fragment_for(cache, page, key, ttl, false, render).await
-}
-
-/// As [`fragment`]; but a page's live refresh (`live_refresh`, see
-/// [`crate::web::live`]) renders it anew, as what it shows (a price) may
-/// have changed without its key, and stores it for the views after.
-pub async fn fragment_for<F, Fut>(
     cache: &Cache,
     page: &'static str,
     key: &str,
@@ -109,10 +95,17 @@ mod tests {
             let renders = &renders;
             let cache = &cache;
             async move {
-                fragment(cache, "test", key, Duration::from_secs(60), || async {
-                    renders.set(renders.get() + 1);
-                    Fragment::render(&Counted { n: renders.get() })
-                })
+                fragment(
+                    cache,
+                    "test",
+                    key,
+                    Duration::from_secs(60),
+                    false,
+                    || async {
+                        renders.set(renders.get() + 1);
+                        Fragment::render(&Counted { n: renders.get() })
+                    },
+                )
                 .await
                 .unwrap()
                 .to_string()
@@ -122,7 +115,7 @@ mod tests {
         assert_eq!(get("k:v1").await, "<b>1</b>", "served from the cache");
         assert_eq!(get("k:v2").await, "<b>2</b>", "a new version renders");
         assert_eq!(renders.get(), 2);
-        let refreshed = fragment_for(
+        let refreshed = fragment(
             &cache,
             "test",
             "k:v2",

@@ -76,7 +76,7 @@ pub async fn page(
         }
     };
     let key = format!("page:quote:{symbol}");
-    let card = page_cache::fragment_for(
+    let card = page_cache::fragment(
         &state.cache,
         "quote",
         &key,
