@@ -75,6 +75,19 @@ pub struct Done {
     pub duplicate: bool,
 }
 
+impl Done {
+    /// A step that left nothing to record (a price that fired no trigger).
+    fn unrecorded(ts_ms: i64, record: Record) -> Done {
+        Done {
+            seq: None,
+            txn: 0,
+            ts_ms,
+            record,
+            duplicate: false,
+        }
+    }
+}
+
 /// A job the store refuses to run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
@@ -413,38 +426,24 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
 
     fn price(&mut self, user: &UserId, symbol: Symbol, price: Money) -> Done {
         let mut events = Vec::new();
+        let mut fired = false;
         if let Some(slot) = self.slots.get_mut(user)
             && let Some(account) = slot.account.as_mut()
             && account.on_price(symbol, price, self.now_ms, &mut events)
         {
             slot.touched = true;
-            let seq = (self.next_seq)();
-            // Recorded against the command that armed the trigger.
-            let txn = events
-                .first()
-                .map_or_else(|| transaction_num::system_chosen(seq), |e| e.txn);
-            return self.push(
-                seq,
-                Some(user.clone()),
-                txn,
-                None,
-                Record::Price {
-                    symbol,
-                    price,
-                    events,
-                },
-            );
+            fired = true;
         }
-        Done {
-            seq: None,
-            txn: 0,
-            ts_ms: self.now_ms,
-            record: Record::Price {
-                symbol,
-                price,
-                events,
-            },
-            duplicate: false,
+        let record = Record::Price {
+            symbol,
+            price,
+            events,
+        };
+        if fired {
+            // Recorded against the command that armed the trigger.
+            self.push_caused(self.now_ms, user, record)
+        } else {
+            Done::unrecorded(self.now_ms, record)
         }
     }
 
@@ -458,27 +457,22 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
         {
             account.expire(due_ms, &mut events);
             slot.touched = true;
-            let seq = (self.next_seq)();
             // Recorded against the command that placed the order.
-            let txn = events
-                .first()
-                .map_or_else(|| transaction_num::system_chosen(seq), |e| e.txn);
-            return self.push_at(
-                due_ms,
-                seq,
-                Some(user.clone()),
-                txn,
-                None,
-                Record::Expired { events },
-            );
+            return self.push_caused(due_ms, user, Record::Expired { events });
         }
-        Done {
-            seq: None,
-            txn: 0,
-            ts_ms: self.now_ms,
-            record: Record::Expired { events },
-            duplicate: false,
-        }
+        Done::unrecorded(self.now_ms, Record::Expired { events })
+    }
+
+    /// Records at `ts_ms` what `user`'s account did of itself (the triggers
+    /// a price fired, the orders that ran out), filed under the number of
+    /// the command behind its first event.
+    fn push_caused(&mut self, ts_ms: i64, user: &UserId, record: Record) -> Done {
+        let seq = (self.next_seq)();
+        let txn = record
+            .events()
+            .first()
+            .map_or_else(|| transaction_num::system_chosen(seq), |e| e.txn);
+        self.push_at(ts_ms, seq, Some(user.clone()), txn, None, record)
     }
 
     fn push(
