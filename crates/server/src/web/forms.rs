@@ -93,6 +93,18 @@ impl<T> Posted<T> {
 #[derive(serde::Deserialize)]
 pub struct Empty {}
 
+/// A form that names a symbol and an amount of money: an order's (trade
+/// page), or the amount set aside for a trigger (triggers page).
+#[derive(serde::Deserialize)]
+pub struct SymbolAmount {
+    #[serde(default)]
+    pub txn: String,
+    #[serde(default)]
+    pub symbol: String,
+    #[serde(default)]
+    pub amount: String,
+}
+
 /// The transaction number for a form about to be rendered: random from
 /// 2^32 to 2^52, far above the numbers an API client or a workload counts
 /// up from 1, and as likely to meet another form's as two 52-bit draws are

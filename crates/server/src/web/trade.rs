@@ -15,7 +15,7 @@ use crate::web::chrome::Chrome;
 use crate::web::dashboard::account;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
-use crate::web::forms::{Field, FormState, Posted, parse_txn};
+use crate::web::forms::{Field, FormState, Posted, SymbolAmount, parse_txn};
 use crate::web::refused::{self, refuse_form};
 use crate::web::run::{Sent, act};
 use crate::web::session::Trader;
@@ -119,16 +119,6 @@ async fn render(
     html(status, &page)
 }
 
-#[derive(Deserialize)]
-pub struct OrderForm {
-    #[serde(default)]
-    txn: String,
-    #[serde(default)]
-    symbol: String,
-    #[serde(default)]
-    amount: String,
-}
-
 /// What is missing from an order form, before anything runs.
 pub fn missing(symbol: &str, amount: &str, amount_words: &str) -> Option<(Field, String)> {
     if symbol.is_empty() {
@@ -143,7 +133,7 @@ pub fn missing(symbol: &str, amount: &str, amount_words: &str) -> Option<(Field,
 /// `POST /trade/buy` and `/trade/sell`.
 async fn order(
     state: AppState,
-    posted: Posted<OrderForm>,
+    posted: Posted<SymbolAmount>,
     name: CommandName,
 ) -> Result<Response, PageError> {
     let (trader, form) = posted.trader()?;
@@ -170,14 +160,14 @@ async fn order(
 
 pub async fn buy(
     State(state): State<AppState>,
-    posted: Posted<OrderForm>,
+    posted: Posted<SymbolAmount>,
 ) -> Result<Response, PageError> {
     order(state, posted, CommandName::Buy).await
 }
 
 pub async fn sell(
     State(state): State<AppState>,
-    posted: Posted<OrderForm>,
+    posted: Posted<SymbolAmount>,
 ) -> Result<Response, PageError> {
     order(state, posted, CommandName::Sell).await
 }

@@ -14,7 +14,7 @@ use crate::web::chrome::Chrome;
 use crate::web::dashboard::account;
 use crate::web::error::PageError;
 use crate::web::format::dollars;
-use crate::web::forms::{Field, FormState, Posted, new_txn, parse_txn};
+use crate::web::forms::{Field, FormState, Posted, SymbolAmount, new_txn, parse_txn};
 use crate::web::refused::{self, refuse_form};
 use crate::web::run::{Sent, act};
 use crate::web::session::Trader;
@@ -143,21 +143,11 @@ async fn render(
     html(status, &page)
 }
 
-#[derive(Deserialize)]
-pub struct AmountForm {
-    #[serde(default)]
-    txn: String,
-    #[serde(default)]
-    symbol: String,
-    #[serde(default)]
-    amount: String,
-}
-
 /// `POST /triggers/{side}/amount`: SET_BUY_AMOUNT or SET_SELL_AMOUNT.
 pub async fn set_amount(
     State(state): State<AppState>,
     Path(side): Path<String>,
-    posted: Posted<AmountForm>,
+    posted: Posted<SymbolAmount>,
 ) -> Result<Response, PageError> {
     let side = Side::parse(&side)?;
     let (trader, form) = posted.trader()?;
