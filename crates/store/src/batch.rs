@@ -275,6 +275,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             Work::Quote(fetch) => {
                 let seq = (self.next_seq)();
                 Ok(self.push(
+                    self.now_ms,
                     seq,
                     job.user.clone(),
                     transaction_num::system_chosen(seq),
@@ -346,6 +347,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             .idem_key
             .unwrap_or_else(|| transaction_num::system_chosen(seq));
         let done = self.push(
+            self.now_ms,
             seq,
             Some(user.clone()),
             txn,
@@ -375,6 +377,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             if let Some(QuoteUse::Fetched(fetch)) = quote {
                 let seq = (self.next_seq)();
                 self.push(
+                    self.now_ms,
                     seq,
                     job.user.clone(),
                     done.txn,
@@ -419,7 +422,14 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             balance,
             events,
         };
-        let done = self.push(seq, job.user.clone(), txn, job.idem_key, record);
+        let done = self.push(
+            self.now_ms,
+            seq,
+            job.user.clone(),
+            txn,
+            job.idem_key,
+            record,
+        );
         self.remember(key, seq, &done);
         Ok(done)
     }
@@ -472,23 +482,12 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             .events()
             .first()
             .map_or_else(|| transaction_num::system_chosen(seq), |e| e.txn);
-        self.push_at(ts_ms, seq, Some(user.clone()), txn, None, record)
-    }
-
-    fn push(
-        &mut self,
-        seq: i64,
-        user: Option<UserId>,
-        txn: i64,
-        idem_key: Option<i64>,
-        record: Record,
-    ) -> Done {
-        self.push_at(self.now_ms, seq, user, txn, idem_key, record)
+        self.push(ts_ms, seq, Some(user.clone()), txn, None, record)
     }
 
     /// Records a step that happened at `ts_ms`: the batch's time, except
     /// for an expiry, which is stamped when the orders ran out.
-    fn push_at(
+    fn push(
         &mut self,
         ts_ms: i64,
         seq: i64,
@@ -576,6 +575,24 @@ mod tests {
         }
     }
 
+    /// u1's ADD of 100.00, then 50.00 set aside to buy ABC (at 10.00).
+    fn funded_buy_amount() -> Vec<Job> {
+        vec![
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
+        ]
+    }
+
+    /// A batch at 1 s in which u1 ADDs 100.00 and places a BUY of 50.00 of
+    /// ABC (transaction 2), which runs out `PENDING_TTL_MS` later.
+    fn placed_buy() -> Applied {
+        run(&[
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::Buy, Some("ABC"), Some("50.00")),
+        ])
+        .0
+    }
+
     /// Runs `jobs` as one batch on a fresh database, counting row numbers.
     fn run(jobs: &[Job]) -> (Applied, i64) {
         let mut taken = 0;
@@ -590,9 +607,8 @@ mod tests {
     fn a_job_takes_at_most_one_row_number() {
         // Duplicates that fetched a quote, commands, quotes, a price that
         // fires and one that does not: never more numbers than jobs.
-        let jobs = vec![
-            command(1, CommandName::Add, None, Some("100.00")),
-            command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
+        let mut jobs = funded_buy_amount();
+        jobs.extend([
             command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
             command(3, CommandName::Quote, Some("ABC"), None),
             command(3, CommandName::Quote, Some("ABC"), None),
@@ -615,7 +631,7 @@ mod tests {
                     price: Money::from_cents(1),
                 },
             },
-        ];
+        ]);
         let (applied, taken) = run(&jobs);
         assert!(
             taken as usize <= jobs.len(),
@@ -658,10 +674,7 @@ mod tests {
     fn an_expiry_job_expires_what_is_due_stamped_when_it_ran_out() {
         // A BUY placed at 1 s: just before it runs out the job writes
         // nothing; 2.5 s after, it expires it, stamped when it ran out.
-        let (placed, _) = run(&[
-            command(1, CommandName::Add, None, Some("100.00")),
-            command(2, CommandName::Buy, Some("ABC"), Some("50.00")),
-        ]);
+        let placed = placed_buy();
         let due_ms = 1_000 + engine::PENDING_TTL_MS;
         assert_eq!(placed.accounts[0].account.next_expiry_ms(), Some(due_ms));
 
@@ -708,10 +721,7 @@ mod tests {
 
     #[test]
     fn an_expiry_job_after_a_command_that_expired_the_order_writes_nothing() {
-        let (placed, _) = run(&[
-            command(1, CommandName::Add, None, Some("100.00")),
-            command(2, CommandName::Buy, Some("ABC"), Some("50.00")),
-        ]);
+        let placed = placed_buy();
         // The user's command in the same batch, just before the job,
         // expired the order on its own.
         let later = 1_000 + engine::PENDING_TTL_MS + 10;
@@ -742,12 +752,14 @@ mod tests {
 
     #[test]
     fn a_fired_trigger_becomes_a_notification_of_its_step() {
-        let jobs = vec![
-            command(1, CommandName::Add, None, Some("100.00")),
-            command(2, CommandName::SetBuyAmount, Some("ABC"), Some("50.00")),
-            // Armed at 10.00 while the price is 10.00: it fires at once.
-            command(3, CommandName::SetBuyTrigger, Some("ABC"), Some("10.00")),
-        ];
+        let mut jobs = funded_buy_amount();
+        // Armed at 10.00 while the price is 10.00: it fires at once.
+        jobs.push(command(
+            3,
+            CommandName::SetBuyTrigger,
+            Some("ABC"),
+            Some("10.00"),
+        ));
         let (applied, _) = run(&jobs);
         assert_eq!(
             applied.notifications.len(),
