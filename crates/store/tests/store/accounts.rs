@@ -9,7 +9,9 @@ use store::{
 
 use engine::{CommandName, Money, Symbol};
 
-use crate::fixture::{Fixture, add, assert_valid_xml, bare, dump, on_both_back_ends, priced, user};
+use crate::fixture::{
+    Fixture, add, assert_valid_xml, bare, dump, let_a_buy_run_out, on_both_back_ends, user,
+};
 
 on_both_back_ends!(
     registering_creates_an_empty_account_with_its_password,
@@ -276,10 +278,7 @@ async fn history_pages_go_back_in_time(f: Fixture) {
 }
 
 async fn marking_notifications_read_bumps_the_version(f: Fixture) {
-    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
-    let buy = priced("u1", 2, CommandName::Buy, "ABC", "50.00", 1234);
-    f.store.submit(buy).await.unwrap();
-    f.now.fetch_add(engine::PENDING_TTL_MS, Ordering::SeqCst);
+    let_a_buy_run_out(&f, "ABC", 1234).await;
     f.store
         .submit(bare("u1", 3, CommandName::DisplaySummary))
         .await

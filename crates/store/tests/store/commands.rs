@@ -1,14 +1,13 @@
 //! Commands through the store: group commit, idempotency, durability
 //! across reopening, the clock, triggers and shutdown.
 
-use std::sync::atomic::Ordering;
 use store::{Job, JobError, QuoteFetch, QuoteUse, Reads, StoreError, Work, Writes};
 
 use engine::{CommandName, Money, RejectCode, Reply, Symbol};
 
 use crate::fixture::{
-    Fixture, T0, add, bare, cached, cash, dump, job, on_both_back_ends, outcome, priced, request,
-    user,
+    Fixture, T0, add, bare, cached, cash, dump, job, let_a_buy_run_out, on_both_back_ends, outcome,
+    priced, request, user,
 };
 
 on_both_back_ends!(
@@ -177,10 +176,7 @@ async fn everything_committed_survives_reopening(f: Fixture) {
 }
 
 async fn the_clock_expires_pending_orders(f: Fixture) {
-    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
-    let buy = priced("u1", 2, CommandName::Buy, "A", "50.00", 1000);
-    f.store.submit(buy).await.unwrap();
-    f.now.fetch_add(engine::PENDING_TTL_MS, Ordering::SeqCst);
+    let_a_buy_run_out(&f, "A", 1000).await;
     let commit = f
         .store
         .submit(bare("u1", 3, CommandName::CommitBuy))

@@ -307,6 +307,16 @@ pub fn add(who: &str, key: i64, amount: &str) -> Job {
     )
 }
 
+/// u1 ADDs 100.00 (transaction 1) and places a BUY of 50.00 of `symbol`
+/// at `cents` (transaction 2), and the clock moves to when it runs out:
+/// u1's next step finds it expired.
+pub async fn let_a_buy_run_out(f: &Fixture, symbol: &str, cents: i64) {
+    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
+    let buy = priced("u1", 2, CommandName::Buy, symbol, "50.00", cents);
+    f.store.submit(buy).await.unwrap();
+    f.now.fetch_add(engine::PENDING_TTL_MS, Ordering::SeqCst);
+}
+
 /// A command without arguments (COMMIT_BUY, DISPLAY_SUMMARY, ...).
 pub fn bare(who: &str, key: i64, name: CommandName) -> Job {
     job(who, Some(key), request(name, Some(who), None, None), None)

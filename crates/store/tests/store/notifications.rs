@@ -6,7 +6,7 @@ use store::{Job, Notification, NotificationKind, Reads, Work, Writes};
 
 use engine::{CommandName, Money, Symbol};
 
-use crate::fixture::{Fixture, add, bare, on_both_back_ends, priced, user};
+use crate::fixture::{Fixture, add, bare, let_a_buy_run_out, on_both_back_ends, priced, user};
 
 on_both_back_ends!(
     a_buy_trigger_fired_by_a_price_notifies_its_user,
@@ -91,10 +91,7 @@ async fn a_trigger_that_cannot_buy_a_share_says_so(f: Fixture) {
 }
 
 async fn an_expired_order_notifies_its_user(f: Fixture) {
-    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
-    let buy = priced("u1", 2, CommandName::Buy, "ABC", "50.00", 1234);
-    f.store.submit(buy).await.unwrap();
-    f.now.fetch_add(engine::PENDING_TTL_MS, Ordering::SeqCst);
+    let_a_buy_run_out(&f, "ABC", 1234).await;
     // Any later step of the user releases the order, and says so once.
     f.store
         .submit(bare("u1", 3, CommandName::DisplaySummary))
