@@ -309,8 +309,8 @@ async fn a_trigger_fired_by_a_new_price_reaches_its_owners_stream() {
     let app = crate::triggers::spawn_with_moving_prices();
     let mut streams = Vec::new();
     for user in ["seller", "buyer"] {
-        add(&app, &user, "1.00").await;
-        let stream = EventStream::of(&app.url, &user).await;
+        add(&app, user, "1.00").await;
+        let stream = EventStream::of(&app.url, user).await;
         streams.push(stream);
     }
     let fired = crate::triggers::arm_both_sides_and_wait(&app).await;
@@ -451,7 +451,7 @@ async fn a_price_fetched_on_one_instance_reaches_a_stream_on_another() {
     let two = cluster.instance("quotes-2", &[("QUOTE_TTL_SECS", "1")]);
     let (watcher, other) = (unique("watcher"), unique("other"));
     for user in [&watcher, &other] {
-        add(&one, &user, "100.00").await;
+        add(&one, user, "100.00").await;
     }
     ok(
         &one,
