@@ -220,8 +220,48 @@ impl Browser {
         !self.driver.find_all(By::Css(css)).await.unwrap().is_empty()
     }
 
+    /// The text of the first element `css` matches. A live page may
+    /// replace the element between finding and reading it; it is then
+    /// found again.
     pub async fn text(&self, css: &str) -> String {
-        self.el(css).await.text().await.unwrap()
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.el(css).await.text().await {
+                Ok(text) => return text,
+                Err(error) if Instant::now() > deadline => panic!("read `{css}`: {error}"),
+                Err(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// The texts of every element `css` matches, read in the page at one
+    /// moment, so that a live update cannot replace them half-way.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let js = "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);";
+        self.driver
+            .execute(js, vec![serde_json::json!(css)])
+            .await
+            .and_then(|texts| texts.convert())
+            .unwrap_or_else(|e| panic!("the texts of `{css}`: {e}"))
+    }
+
+    /// Keeps a copy of the form `css` matches as it stands now, under
+    /// `name`, to post later (a page without script would still show it).
+    pub async fn save_form(&self, name: &str, css: &str) {
+        self.script(&format!(
+            "window[{name:?}] = document.querySelector({css:?}).cloneNode(true);"
+        ))
+        .await;
+    }
+
+    /// Posts the form kept under `name` by pressing its `button` (a CSS
+    /// selector within it), whatever the page shows now.
+    pub async fn post_saved_form(&self, name: &str, button: &str) {
+        self.script(&format!(
+            "var form = window[{name:?}]; form.hidden = true; document.body.appendChild(form); \
+             form.querySelector({button:?}).click();"
+        ))
+        .await;
     }
 
     /// Waits until an element `css` matches shows `needle`; returns its

@@ -87,9 +87,7 @@ async fn commit_with_nothing_pending(browser: &Browser) {
         .await;
     // This tab's commit form as it stands, to post once the other tab has
     // committed: a page without script keeps showing it.
-    browser
-        .script("window.staleCommit = document.querySelector('#pending-buy form').cloneNode(true);")
-        .await;
+    browser.save_form("staleCommit", "#pending-buy form").await;
 
     driver.switch_to_window(first).await.unwrap();
     browser.click("#pending-buy button[value=commit]").await;
@@ -104,10 +102,7 @@ async fn commit_with_nothing_pending(browser: &Browser) {
     // anyway, is told in words.
     browser.wait_text("#pending-buy", "No buy is waiting").await;
     browser
-        .script(
-            "var form = window.staleCommit; form.hidden = true; document.body.appendChild(form); \
-             form.querySelector('button[value=commit]').click();",
-        )
+        .post_saved_form("staleCommit", "button[value=commit]")
         .await;
     browser
         .wait_text("#pending-buy .alert-error", "There is no pending buy")

@@ -29,14 +29,9 @@ async fn sell(browser: &Browser, symbol: &str, cents: i64) -> i64 {
 
 /// The cells of the holdings row of `symbol`.
 async fn holding(browser: &Browser, symbol: &str) -> Vec<String> {
-    let row = browser
-        .el(&format!("#holdings tr[data-symbol='{symbol}']"))
-        .await;
-    let mut cells = Vec::new();
-    for cell in row.find_all(thirtyfour::By::Css("td")).await.unwrap() {
-        cells.push(cell.text().await.unwrap());
-    }
-    cells
+    let row = format!("#holdings tr[data-symbol='{symbol}']");
+    browser.el(&row).await;
+    browser.texts(&format!("{row} td")).await
 }
 
 pub async fn money(browser: &Browser) {
