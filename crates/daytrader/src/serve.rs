@@ -15,6 +15,7 @@ use crate::config;
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     server::app::survive_file_size_limit();
     let settings = config::settings(args)?;
+    let signal = shutdown_signal();
     let storage = describe(&settings.database);
     let instance = settings.instance_id.clone();
     let running = server::start(settings).await?;
@@ -35,7 +36,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "DayTrader listening on http://{} (instance {instance}, {storage})",
         running.addr
     );
-    wait_for_signal().await;
+    signal.await;
     tracing::info!("shutting down: finishing requests in flight");
     running.stop().await;
     Ok(ExitCode::SUCCESS)
@@ -69,6 +70,7 @@ pub async fn worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let listener_addr = listener.local_addr()?;
+    let signal = shutdown_signal();
     let leading = server::worker::Leading::default();
     let (stop, shutdown) = server::shutdown::channel();
     let health = server::worker::health_router(leading.clone());
@@ -79,7 +81,7 @@ pub async fn worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listener_addr, settings.instance_id
     );
     let work = tokio::spawn(server::worker::run(settings, leading, shutdown));
-    wait_for_signal().await;
+    signal.await;
     stop.fire();
     work.await??;
     health.await??;
@@ -131,17 +133,22 @@ pub fn describe(database: &Database) -> String {
     }
 }
 
-pub async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for SIGTERM and Ctrl-C from now on, and resolves at the first.
+/// The SIGTERM handler is installed at once, before the banner says the
+/// server is up: a signal sent as soon as the banner is read would
+/// otherwise meet the default action and kill the process uncleanly.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -220,18 +220,32 @@ impl Browser {
         !self.driver.find_all(By::Css(css)).await.unwrap().is_empty()
     }
 
-    /// The text of the first element `css` matches. A live page may
-    /// replace the element between finding and reading it; it is then
-    /// found again.
-    pub async fn text(&self, css: &str) -> String {
+    /// Does `action` to the first element `css` matches. A live page may
+    /// replace the element between finding it and acting on it (a stale
+    /// element, which the action did not reach): it is then found again.
+    async fn on<T, F, Fut>(&self, css: &str, what: &str, action: F) -> T
+    where
+        F: Fn(WebElement) -> Fut,
+        Fut: std::future::Future<Output = WebDriverResult<T>>,
+    {
         let deadline = Instant::now() + WAIT;
         loop {
-            match self.el(css).await.text().await {
-                Ok(text) => return text,
-                Err(error) if Instant::now() > deadline => panic!("read `{css}`: {error}"),
-                Err(_) => tokio::time::sleep(POLL).await,
+            match action(self.el(css).await).await {
+                Ok(done) => return done,
+                Err(error)
+                    if error.to_string().contains("stale element") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(POLL).await
+                }
+                Err(error) => panic!("{what} `{css}`: {error}"),
             }
         }
+    }
+
+    /// The text of the first element `css` matches.
+    pub async fn text(&self, css: &str) -> String {
+        self.on(css, "read", |e| async move { e.text().await })
+            .await
     }
 
     /// The texts of every element `css` matches, read in the page at one
@@ -307,17 +321,16 @@ impl Browser {
 
     /// Types `value` into the field, replacing what it held.
     pub async fn fill(&self, css: &str, value: &str) {
-        let field = self.el(css).await;
-        field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
+        self.on(css, "fill", |field| async move {
+            field.clear().await?;
+            field.send_keys(value).await
+        })
+        .await
     }
 
     pub async fn click(&self, css: &str) {
-        self.el(css)
+        self.on(css, "click", |e| async move { e.click().await })
             .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
     }
 
     /// Sends the trade page's (shown) `side` order form, "buy" or "sell",
