@@ -16,6 +16,13 @@ pub fn iso8601(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
+/// `2026-11-23T17:18:03Z`: RFC 3339 in UTC, to the second (the bench's
+/// report stamps).
+pub fn rfc3339(ms: i64) -> String {
+    let ((year, month, day), (hour, minute, second), _) = parts(ms);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
 type Date = (i64, u32, u32);
 type Time = (i64, i64, i64);
 
@@ -55,6 +62,14 @@ mod tests {
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_330_546_050_315), "2012-02-29 20:07:30 UTC");
         assert_eq!(utc(4_102_444_799_999), "2099-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn rfc3339_is_to_the_second() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_250), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59Z");
     }
 
     #[test]
