@@ -393,7 +393,12 @@ impl Reads for SqliteReader {
         symbols: Vec<Symbol>,
     ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            // One read transaction for all the symbols: each statement
+            // outside one would be a transaction of its own, and each
+            // starts with the connection's page cache emptied by the
+            // commits since the last (a summary holds dozens of symbols).
+            let tx = conn.unchecked_transaction()?;
+            let mut stmt = tx.prepare_cached(
                 "SELECT at_ms, price FROM price_history WHERE symbol = ?1
                  ORDER BY at_ms DESC, seq DESC LIMIT 1",
             )?;
