@@ -18,7 +18,7 @@ use crate::StoreError;
 use crate::batch::{Done, Job, LoadedAccount};
 use crate::notification::Notification;
 use crate::postgres::{PgReader, PgStore};
-use crate::prices::PricePoint;
+use crate::prices::{PricePoint, SummaryStamp};
 use crate::record::{HistoryItem, HistoryPage, LogRow};
 use crate::sqlite::{SqliteReader, SqliteStore};
 use crate::tokens::{ApiToken, NewApiToken, TokenHash};
@@ -169,6 +169,16 @@ pub trait Reads: Clone + Send + Sync + 'static {
         symbols: Vec<Symbol>,
     ) -> impl Future<Output = Result<HashMap<Symbol, PricePoint>, StoreError>> + Send;
 
+    /// The user's account version and the newest price point of each of
+    /// `symbols` (a symbol never fetched is absent), read together in one
+    /// round trip: what a summary kept under a version and prices is
+    /// checked against on every read of it. `None` without an account.
+    fn summary_stamp(
+        &self,
+        user: &UserId,
+        symbols: Vec<Symbol>,
+    ) -> impl Future<Output = Result<Option<SummaryStamp>, StoreError>> + Send;
+
     /// How many of the user's notifications are unread.
     fn unread_notifications(
         &self,
@@ -295,6 +305,7 @@ dispatch! {
         async fn unread_notifications(user: &UserId) -> Result<u64, StoreError>;
         async fn price_history(symbol: Symbol, since_ms: Option<i64>) -> Result<Vec<PricePoint>, StoreError>;
         async fn latest_prices(symbols: Vec<Symbol>) -> Result<HashMap<Symbol, PricePoint>, StoreError>;
+        async fn summary_stamp(user: &UserId, symbols: Vec<Symbol>) -> Result<Option<SummaryStamp>, StoreError>;
     }
 
     fn stream_log(

@@ -10,6 +10,8 @@
 //! the same moment each trim what they saw, so a symbol may hold a few
 //! more for a while; its next fetch trims it back.
 
+use std::collections::HashMap;
+
 use engine::{Money, Symbol};
 use serde::Serialize;
 
@@ -25,6 +27,15 @@ pub struct PricePoint {
     #[serde(rename = "at")]
     pub at_ms: i64,
     pub price: Money,
+}
+
+/// What a kept summary is checked against ([`crate::Reads::summary_stamp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SummaryStamp {
+    /// The account's version.
+    pub version: i64,
+    /// The newest point of each symbol asked for that has one.
+    pub prices: HashMap<Symbol, PricePoint>,
 }
 
 /// A point as written: its symbol and the `seq` of the log row that

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::cluster;
 use crate::helpers::{App, TOKEN, spawn_app};
+use crate::infra::unique;
 
 async fn run(app: &App, txn: &mut i64, command: Value) {
     *txn += 1;
@@ -131,4 +132,52 @@ async fn money_view_and_price_history_embedded() {
 async fn money_view_and_price_history_in_the_cluster() {
     let Some(cluster) = cluster() else { return };
     check(&cluster.instance("money-1", &[])).await;
+}
+
+/// A summary kept on one instance stands only while the newest prices of
+/// its holdings do: a price fetched on another instance, by another
+/// trader (so no version of this account moves), shows on the next read.
+#[tokio::test]
+async fn a_kept_summary_shows_a_price_fetched_on_another_instance() {
+    let Some(cluster) = cluster() else { return };
+    let moving = [("QUOTE_SERVER", "builtin:walk"), ("QUOTE_TTL_SECS", "1")];
+    let one = cluster.instance("kept-1", &moving);
+    let two = cluster.instance("kept-2", &moving);
+    let (holder, quoter) = (unique("holder"), unique("quoter"));
+    let ok = |reply: crate::helpers::Reply| {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    };
+    for command in [
+        json!({"command": "ADD", "user": holder, "amount": "1000.00"}),
+        json!({"command": "BUY", "user": holder, "symbol": "ABC", "amount": "500.00"}),
+        json!({"command": "COMMIT_BUY", "user": holder}),
+    ] {
+        ok(one.command(command).await);
+    }
+    ok(two
+        .command(json!({"command": "ADD", "user": quoter, "amount": "1.00"}))
+        .await);
+    let path = format!("/api/v1/users/{holder}");
+    let price = |summary: &Value| summary["holdings"][0]["price"].as_str().unwrap().to_owned();
+    let first = price(&ok(one.get(&path).await));
+    assert_eq!(price(&ok(one.get(&path).await)), first, "kept");
+    // The walk may stay put for a fetch or two: fetch until it moved.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let moved = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let quote = json!({"command": "QUOTE", "user": quoter, "symbol": "ABC"});
+        let fetched = ok(two.command(quote).await)["result"]["price"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if fetched != first {
+            break fetched;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ABC stayed at {first}"
+        );
+    };
+    assert_eq!(price(&ok(one.get(&path).await)), moved);
 }

@@ -1,8 +1,11 @@
 //! Traders' summaries (`GET /api/v1/users/{user}`), kept rendered under
 //! the account version they show.
 //!
-//! A summary costs two reads (the account, decoded, and the latest history
-//! rows, decoded) and its JSON; the version is one key lookup. Every change
+//! A summary costs three reads (the account, decoded, the latest history
+//! rows, decoded, and the newest prices of its holdings) and its JSON;
+//! checking a kept one is one read, in one round trip
+//! ([`store::Reads::summary_stamp`]: the version, and the newest prices of
+//! the symbols it was valued at). Every change
 //! of what a trader sees moves the version on in the same transaction as
 //! the change, whichever instance made it, so a summary kept under the
 //! current version is the one a fresh read would build: a read right after
@@ -18,7 +21,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use engine::{Summary, Symbol, UserId};
-use store::PricePoint;
+use store::{PricePoint, SummaryStamp};
 
 /// The summaries this instance rendered last, one per trader.
 #[derive(Default)]
@@ -34,19 +37,12 @@ struct Entry {
 }
 
 /// A rendered summary, and the prices its holdings were valued at.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Kept {
-    pub body: Bytes,
+struct Kept {
+    body: Bytes,
     /// The newest price of each held symbol that had one.
-    pub prices: HashMap<Symbol, PricePoint>,
+    prices: HashMap<Symbol, PricePoint>,
+    /// The symbols the summary holds, in the order its stamp asks for them.
     symbols: Vec<Symbol>,
-}
-
-impl Kept {
-    /// The symbols the summary holds.
-    pub fn symbols(&self) -> Vec<Symbol> {
-        self.symbols.clone()
-    }
 }
 
 impl Summaries {
@@ -54,12 +50,33 @@ impl Summaries {
     /// rather than grow without bound.
     const MAX_ENTRIES: usize = 10_000;
 
-    /// The summary of `user` at `version`, if one is kept and still true
-    /// at `now_ms` (the caller checks its prices).
-    pub fn get(&self, user: &UserId, version: i64, now_ms: i64) -> Option<Kept> {
+    /// The symbols whose prices the summary kept for `user` was valued at
+    /// (none when none is kept): what to read its stamp with.
+    pub fn symbols(&self, user: &UserId) -> Vec<Symbol> {
+        let entries = self.entries.lock().expect("not poisoned");
+        entries
+            .get(user)
+            .map(|entry| entry.kept.symbols.clone())
+            .unwrap_or_default()
+    }
+
+    /// The summary of `user`, if one is kept that is still true at
+    /// `now_ms` for `stamp`, read with `symbols`: the same version, the
+    /// same symbols and the same newest prices.
+    pub fn get(
+        &self,
+        user: &UserId,
+        symbols: &[Symbol],
+        stamp: &SummaryStamp,
+        now_ms: i64,
+    ) -> Option<Bytes> {
         let entries = self.entries.lock().expect("not poisoned");
         let entry = entries.get(user)?;
-        (entry.version == version && now_ms < entry.good_until_ms).then(|| entry.kept.clone())
+        (entry.version == stamp.version
+            && now_ms < entry.good_until_ms
+            && entry.kept.symbols == symbols
+            && entry.kept.prices == stamp.prices)
+            .then(|| entry.kept.body.clone())
     }
 
     /// Keeps `body`, the JSON of `summary` (with its history) at `version`
@@ -125,35 +142,80 @@ mod tests {
         }
     }
 
+    fn stamp(version: i64, prices: &[(Symbol, i64)]) -> SummaryStamp {
+        SummaryStamp {
+            version,
+            prices: prices
+                .iter()
+                .map(|&(symbol, cents)| {
+                    let point = PricePoint {
+                        at_ms: 1,
+                        price: Money::from_cents(cents),
+                    };
+                    (symbol, point)
+                })
+                .collect(),
+        }
+    }
+
     #[test]
     fn an_entry_holds_for_its_version_until_its_first_order_expires() {
         let cache = Summaries::default();
         let user = UserId::parse("u1").unwrap();
-        let body = |kept: Option<Kept>| kept.map(|k| k.body);
-        cache.put(
-            &user,
-            3,
-            &summary(Some(1_000)),
-            HashMap::new(),
-            Bytes::from_static(b"v3"),
+        let v3 = Bytes::from_static(b"v3");
+        cache.put(&user, 3, &summary(Some(1_000)), HashMap::new(), v3.clone());
+        assert_eq!(cache.get(&user, &[], &stamp(3, &[]), 999), Some(v3));
+        assert_eq!(
+            cache.get(&user, &[], &stamp(4, &[]), 999),
+            None,
+            "a newer version"
         );
         assert_eq!(
-            body(cache.get(&user, 3, 999)),
-            Some(Bytes::from_static(b"v3"))
+            cache.get(&user, &[], &stamp(3, &[]), 1_000),
+            None,
+            "the order expired"
         );
-        assert_eq!(cache.get(&user, 4, 999), None, "a newer version");
-        assert_eq!(cache.get(&user, 3, 1_000), None, "the order expired");
-        cache.put(
-            &user,
-            4,
-            &summary(None),
-            HashMap::new(),
-            Bytes::from_static(b"v4"),
+        let v4 = Bytes::from_static(b"v4");
+        cache.put(&user, 4, &summary(None), HashMap::new(), v4.clone());
+        assert_eq!(
+            cache.get(&user, &[], &stamp(4, &[]), i64::MAX - 1),
+            Some(v4)
+        );
+        let other = UserId::parse("u2").unwrap();
+        assert_eq!(cache.get(&other, &[], &stamp(4, &[]), 0), None);
+    }
+
+    #[test]
+    fn an_entry_holds_only_while_its_symbols_keep_their_newest_prices() {
+        let cache = Summaries::default();
+        let user = UserId::parse("u1").unwrap();
+        let abc = Symbol::parse("ABC").unwrap();
+        let xyz = Symbol::parse("XYZ").unwrap();
+        let mut held = summary(None);
+        held.holdings = vec![engine::Holding {
+            symbol: abc,
+            shares: 1,
+            reserved_shares: 0,
+        }];
+        let at_100 = stamp(1, &[(abc, 100)]);
+        let body = Bytes::from_static(b"at 100");
+        cache.put(&user, 1, &held, at_100.prices.clone(), body.clone());
+        assert_eq!(cache.symbols(&user), vec![abc]);
+        assert_eq!(cache.get(&user, &[abc], &at_100, 0), Some(body));
+        assert_eq!(
+            cache.get(&user, &[abc], &stamp(1, &[(abc, 101)]), 0),
+            None,
+            "a new price"
         );
         assert_eq!(
-            body(cache.get(&user, 4, i64::MAX - 1)),
-            Some(Bytes::from_static(b"v4"))
+            cache.get(&user, &[abc], &stamp(1, &[]), 0),
+            None,
+            "a price it had is gone"
         );
-        assert_eq!(cache.get(&UserId::parse("u2").unwrap(), 4, 0), None);
+        assert_eq!(
+            cache.get(&user, &[xyz], &stamp(1, &[(abc, 100)]), 0),
+            None,
+            "other symbols"
+        );
     }
 }

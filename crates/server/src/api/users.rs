@@ -24,16 +24,15 @@ pub async fn summary(
     let user = permitted_user(&principal, user)?;
     let reader = state.trading.reader();
     let now_ms = (state.clock)();
-    // One key lookup; the summary itself only when it changed (summaries.rs).
-    let Some(version) = reader.account_version(&user).await? else {
+    // One read of the account's version and the newest prices of the
+    // symbols a kept summary was valued at; the summary itself only when
+    // one of them changed (summaries.rs).
+    let symbols = state.summaries.symbols(&user);
+    let Some(stamp) = reader.summary_stamp(&user, symbols.clone()).await? else {
         return Err(unknown_user(&user));
     };
-    // A kept summary stands while the account's version and the prices it
-    // was valued at do (one more small read; `summaries.rs`).
-    if let Some(kept) = state.summaries.get(&user, version, now_ms)
-        && money::latest_prices(reader, kept.symbols()).await? == kept.prices
-    {
-        return Ok(json_response(StatusCode::OK, kept.body));
+    if let Some(body) = state.summaries.get(&user, &symbols, &stamp, now_ms) {
+        return Ok(json_response(StatusCode::OK, body));
     }
     let Some(loaded) = reader.account(&user).await? else {
         return Err(unknown_user(&user));

@@ -20,7 +20,7 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::prices::PricePoint;
+use crate::prices::{PricePoint, SummaryStamp};
 use crate::record::LogRow;
 use crate::tokens::{ApiToken, TokenHash};
 
@@ -358,6 +358,57 @@ impl Reads for PgReader {
             latest.insert(symbol, price_point(row)?);
         }
         Ok(latest)
+    }
+
+    async fn summary_stamp(
+        &self,
+        user: &UserId,
+        symbols: Vec<Symbol>,
+    ) -> Result<Option<SummaryStamp>, StoreError> {
+        let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        // One row: the prices come back as two arrays in the order of
+        // `symbols` (NULL where a symbol has no point), not as a row each,
+        // since this runs on every read of a kept summary.
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT a.version, p.at_ms, p.price FROM accounts a
+                     CROSS JOIN LATERAL (
+                         SELECT array_agg(l.at_ms ORDER BY s.n) AS at_ms,
+                                array_agg(l.price ORDER BY s.n) AS price
+                         FROM unnest($2::text[]) WITH ORDINALITY AS s(symbol, n)
+                         LEFT JOIN LATERAL (
+                             SELECT at_ms, price FROM price_history h WHERE h.symbol = s.symbol
+                             ORDER BY at_ms DESC, seq DESC LIMIT 1) AS l ON true) AS p
+                     WHERE a.user_id = $1",
+                )
+                .bind(user.as_str())
+                .bind(&names),
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let at: Vec<Option<i64>> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
+        let cents: Vec<Option<i64>> = row.try_get::<Option<_>, _>(2)?.unwrap_or_default();
+        let prices = symbols
+            .into_iter()
+            .zip(at.into_iter().zip(cents))
+            .filter_map(|(symbol, point)| match point {
+                (Some(at_ms), Some(cents)) => Some((
+                    symbol,
+                    PricePoint {
+                        at_ms,
+                        price: Money::from_cents(cents),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        Ok(Some(SummaryStamp {
+            version: row.try_get(0)?,
+            prices,
+        }))
     }
 
     async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {

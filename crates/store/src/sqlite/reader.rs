@@ -21,7 +21,7 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::prices::PricePoint;
+use crate::prices::{PricePoint, SummaryStamp};
 use crate::record::LogRow;
 use crate::tokens::{ApiToken, TokenHash};
 
@@ -398,23 +398,31 @@ impl Reads for SqliteReader {
             // starts with the connection's page cache emptied by the
             // commits since the last (a summary holds dozens of symbols).
             let tx = conn.unchecked_transaction()?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT at_ms, price FROM price_history WHERE symbol = ?1
-                 ORDER BY at_ms DESC, seq DESC LIMIT 1",
-            )?;
-            let mut latest = HashMap::new();
-            for symbol in symbols {
-                let point = stmt
-                    .query_row([symbol.as_str()], |row| {
-                        Ok(PricePoint {
-                            at_ms: row.get(0)?,
-                            price: Money::from_cents(row.get(1)?),
-                        })
-                    })
-                    .optional()?;
-                latest.extend(point.map(|point| (symbol, point)));
-            }
-            Ok(latest)
+            read_latest_prices(&tx, symbols)
+        })
+        .await
+    }
+
+    async fn summary_stamp(
+        &self,
+        user: &UserId,
+        symbols: Vec<Symbol>,
+    ) -> Result<Option<SummaryStamp>, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            // The version and the prices from one snapshot.
+            let tx = conn.unchecked_transaction()?;
+            let version = tx
+                .prepare_cached("SELECT version FROM accounts WHERE user_id = ?1")?
+                .query_row([user.as_str()], |row| row.get(0))
+                .optional()?;
+            let Some(version) = version else {
+                return Ok(None);
+            };
+            Ok(Some(SummaryStamp {
+                version,
+                prices: read_latest_prices(&tx, symbols)?,
+            }))
         })
         .await
     }
@@ -474,4 +482,29 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LogRow, StoreErr
         body: &body,
     };
     Ok(columns.decode())
+}
+
+/// The newest point of each of `symbols` that has one, inside the caller's
+/// read transaction.
+fn read_latest_prices(
+    conn: &Connection,
+    symbols: Vec<Symbol>,
+) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_ms, price FROM price_history WHERE symbol = ?1
+         ORDER BY at_ms DESC, seq DESC LIMIT 1",
+    )?;
+    let mut latest = HashMap::new();
+    for symbol in symbols {
+        let point = stmt
+            .query_row([symbol.as_str()], |row| {
+                Ok(PricePoint {
+                    at_ms: row.get(0)?,
+                    price: Money::from_cents(row.get(1)?),
+                })
+            })
+            .optional()?;
+        latest.extend(point.map(|point| (symbol, point)));
+    }
+    Ok(latest)
 }

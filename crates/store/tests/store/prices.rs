@@ -4,13 +4,16 @@
 use std::sync::atomic::Ordering;
 
 use engine::{CommandName, Money, Symbol};
-use store::{Job, PRICE_HISTORY_LIMIT, PricePoint, QuoteFetch, QuoteUse, Reads, Work, Writes};
+use store::{
+    Job, PRICE_HISTORY_LIMIT, PricePoint, QuoteFetch, QuoteUse, Reads, SummaryStamp, Work, Writes,
+};
 
 use crate::fixture::{Fixture, T0, add, cached, job, on_both_back_ends, request, user};
 
 on_both_back_ends!(
     every_fetched_price_is_kept_with_its_time,
     the_history_keeps_the_newest_points_of_each_symbol,
+    a_summary_stamp_is_the_version_and_the_newest_prices_asked_for,
 );
 
 fn symbol(name: &str) -> Symbol {
@@ -146,5 +149,54 @@ async fn the_history_keeps_the_newest_points_of_each_symbol(f: Fixture) {
             .len(),
         1,
         "another symbol keeps its own"
+    );
+}
+
+async fn a_summary_stamp_is_the_version_and_the_newest_prices_asked_for(f: Fixture) {
+    let reader = f.reader();
+    let asked = || vec![symbol("XYZ"), symbol("QQQ"), symbol("ABC")];
+    assert_eq!(
+        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
+        None,
+        "no account, no stamp"
+    );
+    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
+    let version = reader.account(&user("u1")).await.unwrap().unwrap().version;
+    let stamp = |prices: Vec<(&str, PricePoint)>| {
+        Some(SummaryStamp {
+            version,
+            prices: prices.into_iter().map(|(s, p)| (symbol(s), p)).collect(),
+        })
+    };
+    assert_eq!(
+        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
+        stamp(vec![]),
+        "no prices yet"
+    );
+    assert_eq!(
+        reader.summary_stamp(&user("u1"), Vec::new()).await.unwrap(),
+        stamp(vec![]),
+        "nothing asked"
+    );
+    f.store.submit(fetched("ABC", 1_000)).await.unwrap();
+    f.now.store(T0 + 1_000, Ordering::SeqCst);
+    f.store.submit(fetched("ABC", 1_050)).await.unwrap();
+    f.store.submit(fetched("XYZ", 7)).await.unwrap();
+    f.store.submit(fetched("DEF", 3)).await.unwrap();
+    assert_eq!(
+        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
+        stamp(vec![
+            ("ABC", point(T0 + 1_000, 1_050)),
+            ("XYZ", point(T0 + 1_000, 7)),
+        ]),
+        "the newest point of each symbol asked that has one"
+    );
+    assert_eq!(
+        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
+        Some(SummaryStamp {
+            version,
+            prices: reader.latest_prices(asked()).await.unwrap(),
+        }),
+        "the same prices as latest_prices"
     );
 }
