@@ -169,14 +169,16 @@ pub trait Reads: Clone + Send + Sync + 'static {
         symbols: Vec<Symbol>,
     ) -> impl Future<Output = Result<HashMap<Symbol, PricePoint>, StoreError>> + Send;
 
-    /// The user's account version and the newest price point of each of
-    /// `symbols` (a symbol never fetched is absent), read together in one
-    /// round trip: what a summary kept under a version and prices is
-    /// checked against on every read of it. `None` without an account.
+    /// The user's account version, the price generation and, unless that
+    /// is `known_generation`, the newest price point of each of `symbols`
+    /// (a symbol never fetched is absent), read together in one round
+    /// trip: what a summary kept under a version and prices is checked
+    /// against on every read of it. `None` without an account.
     fn summary_stamp(
         &self,
         user: &UserId,
         symbols: Vec<Symbol>,
+        known_generation: Option<i64>,
     ) -> impl Future<Output = Result<Option<SummaryStamp>, StoreError>> + Send;
 
     /// How many of the user's notifications are unread.
@@ -305,7 +307,7 @@ dispatch! {
         async fn unread_notifications(user: &UserId) -> Result<u64, StoreError>;
         async fn price_history(symbol: Symbol, since_ms: Option<i64>) -> Result<Vec<PricePoint>, StoreError>;
         async fn latest_prices(symbols: Vec<Symbol>) -> Result<HashMap<Symbol, PricePoint>, StoreError>;
-        async fn summary_stamp(user: &UserId, symbols: Vec<Symbol>) -> Result<Option<SummaryStamp>, StoreError>;
+        async fn summary_stamp(user: &UserId, symbols: Vec<Symbol>, known_generation: Option<i64>) -> Result<Option<SummaryStamp>, StoreError>;
     }
 
     fn stream_log(

@@ -29,13 +29,29 @@ pub struct PricePoint {
     pub price: Money,
 }
 
+/// Counts a batch that added price points in its instance's row of
+/// `price_generations` (`$1` is the instance; SQLite runs this, and
+/// PostgreSQL's one write statement per batch holds the same as a CTE).
+/// The rows only grow, and every such batch grows one in its
+/// own transaction, so their sum read in two snapshots is the same exactly
+/// when the price history gained no point in between: a kept summary whose
+/// generation still stands needs no look at its prices. One row per
+/// instance, so that the batches of different instances never wait for
+/// each other's lock on it.
+pub(crate) const COUNT_PRICE_GENERATION: &str =
+    "INSERT INTO price_generations (server, n) VALUES ($1, 1)
+     ON CONFLICT (server) DO UPDATE SET n = price_generations.n + 1";
+
 /// What a kept summary is checked against ([`crate::Reads::summary_stamp`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SummaryStamp {
     /// The account's version.
     pub version: i64,
-    /// The newest point of each symbol asked for that has one.
-    pub prices: HashMap<Symbol, PricePoint>,
+    /// The price generation: the sum over `price_generations`.
+    pub generation: i64,
+    /// The newest point of each symbol asked for that has one; `None` when
+    /// the generation was the one the caller knew, so nothing was read.
+    pub prices: Option<HashMap<Symbol, PricePoint>>,
 }
 
 /// A point as written: its symbol and the `seq` of the log row that

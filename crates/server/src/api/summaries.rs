@@ -33,6 +33,8 @@ struct Entry {
     version: i64,
     /// When the first pending order in it expires.
     good_until_ms: i64,
+    /// A price generation at which its prices were the newest.
+    generation: i64,
     kept: Kept,
 }
 
@@ -45,46 +47,66 @@ struct Kept {
     symbols: Vec<Symbol>,
 }
 
+/// What to read a user's stamp with: the symbols and the price generation
+/// of the summary kept for them (none and `None` when none is kept).
+#[derive(Debug, Default, PartialEq)]
+pub struct Probe {
+    pub symbols: Vec<Symbol>,
+    pub generation: Option<i64>,
+}
+
 impl Summaries {
     /// Enough for every active trader; past it the cache starts over
     /// rather than grow without bound.
     const MAX_ENTRIES: usize = 10_000;
 
-    /// The symbols whose prices the summary kept for `user` was valued at
-    /// (none when none is kept): what to read its stamp with.
-    pub fn symbols(&self, user: &UserId) -> Vec<Symbol> {
+    /// What to read `user`'s stamp with.
+    pub fn probe(&self, user: &UserId) -> Probe {
         let entries = self.entries.lock().expect("not poisoned");
         entries
             .get(user)
-            .map(|entry| entry.kept.symbols.clone())
-            .unwrap_or_default()
+            .map_or_else(Probe::default, |entry| Probe {
+                symbols: entry.kept.symbols.clone(),
+                generation: Some(entry.generation),
+            })
     }
 
     /// The summary of `user`, if one is kept that is still true at
-    /// `now_ms` for `stamp`, read with `symbols`: the same version, the
-    /// same symbols and the same newest prices.
+    /// `now_ms` for `stamp`, read with `probe`: the same version, the same
+    /// symbols, and the same newest prices, known from an unchanged price
+    /// generation or else compared. Prices found the same are the newest
+    /// at the stamp's generation, which the entry then keeps.
     pub fn get(
         &self,
         user: &UserId,
-        symbols: &[Symbol],
+        probe: &Probe,
         stamp: &SummaryStamp,
         now_ms: i64,
     ) -> Option<Bytes> {
-        let entries = self.entries.lock().expect("not poisoned");
-        let entry = entries.get(user)?;
-        (entry.version == stamp.version
-            && now_ms < entry.good_until_ms
-            && entry.kept.symbols == symbols
-            && entry.kept.prices == stamp.prices)
-            .then(|| entry.kept.body.clone())
+        let mut entries = self.entries.lock().expect("not poisoned");
+        let entry = entries.get_mut(user)?;
+        if entry.version != stamp.version
+            || now_ms >= entry.good_until_ms
+            || entry.kept.symbols != probe.symbols
+        {
+            return None;
+        }
+        match &stamp.prices {
+            None if entry.generation == stamp.generation => {}
+            Some(prices) if *prices == entry.kept.prices => entry.generation = stamp.generation,
+            _ => return None,
+        }
+        Some(entry.kept.body.clone())
     }
 
     /// Keeps `body`, the JSON of `summary` (with its history) at `version`
-    /// valued at `prices`.
+    /// valued at `prices`, the newest at price generation `generation` or
+    /// later (read before them).
     pub fn put(
         &self,
         user: &UserId,
         version: i64,
+        generation: i64,
         summary: &Summary,
         prices: HashMap<Symbol, PricePoint>,
         body: Bytes,
@@ -105,6 +127,7 @@ impl Summaries {
             Entry {
                 version,
                 good_until_ms,
+                generation,
                 kept: Kept {
                     body,
                     prices,
@@ -142,19 +165,22 @@ mod tests {
         }
     }
 
-    fn stamp(version: i64, prices: &[(Symbol, i64)]) -> SummaryStamp {
+    fn stamp(version: i64, generation: i64, prices: Option<&[(Symbol, i64)]>) -> SummaryStamp {
         SummaryStamp {
             version,
-            prices: prices
-                .iter()
-                .map(|&(symbol, cents)| {
-                    let point = PricePoint {
-                        at_ms: 1,
-                        price: Money::from_cents(cents),
-                    };
-                    (symbol, point)
-                })
-                .collect(),
+            generation,
+            prices: prices.map(|prices| {
+                prices
+                    .iter()
+                    .map(|&(symbol, cents)| {
+                        let point = PricePoint {
+                            at_ms: 1,
+                            price: Money::from_cents(cents),
+                        };
+                        (symbol, point)
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -162,27 +188,35 @@ mod tests {
     fn an_entry_holds_for_its_version_until_its_first_order_expires() {
         let cache = Summaries::default();
         let user = UserId::parse("u1").unwrap();
+        let kept = |version| (cache.probe(&user), stamp(version, 0, None));
         let v3 = Bytes::from_static(b"v3");
-        cache.put(&user, 3, &summary(Some(1_000)), HashMap::new(), v3.clone());
-        assert_eq!(cache.get(&user, &[], &stamp(3, &[]), 999), Some(v3));
+        cache.put(
+            &user,
+            3,
+            0,
+            &summary(Some(1_000)),
+            HashMap::new(),
+            v3.clone(),
+        );
+        let (probe, at) = kept(3);
+        assert_eq!(cache.get(&user, &probe, &at, 999), Some(v3));
+        let (probe, newer) = kept(4);
         assert_eq!(
-            cache.get(&user, &[], &stamp(4, &[]), 999),
+            cache.get(&user, &probe, &newer, 999),
             None,
             "a newer version"
         );
         assert_eq!(
-            cache.get(&user, &[], &stamp(3, &[]), 1_000),
+            cache.get(&user, &probe, &at, 1_000),
             None,
             "the order expired"
         );
         let v4 = Bytes::from_static(b"v4");
-        cache.put(&user, 4, &summary(None), HashMap::new(), v4.clone());
-        assert_eq!(
-            cache.get(&user, &[], &stamp(4, &[]), i64::MAX - 1),
-            Some(v4)
-        );
+        cache.put(&user, 4, 0, &summary(None), HashMap::new(), v4.clone());
+        assert_eq!(cache.get(&user, &probe, &newer, i64::MAX - 1), Some(v4));
         let other = UserId::parse("u2").unwrap();
-        assert_eq!(cache.get(&other, &[], &stamp(4, &[]), 0), None);
+        assert_eq!(cache.probe(&other), Probe::default());
+        assert_eq!(cache.get(&other, &probe, &newer, 0), None);
     }
 
     #[test]
@@ -197,25 +231,48 @@ mod tests {
             shares: 1,
             reserved_shares: 0,
         }];
-        let at_100 = stamp(1, &[(abc, 100)]);
+        let at_100 = stamp(1, 5, Some(&[(abc, 100)]));
         let body = Bytes::from_static(b"at 100");
-        cache.put(&user, 1, &held, at_100.prices.clone(), body.clone());
-        assert_eq!(cache.symbols(&user), vec![abc]);
-        assert_eq!(cache.get(&user, &[abc], &at_100, 0), Some(body));
+        let prices = at_100.prices.clone().unwrap();
+        cache.put(&user, 1, 5, &held, prices, body.clone());
+        let probe = cache.probe(&user);
         assert_eq!(
-            cache.get(&user, &[abc], &stamp(1, &[(abc, 101)]), 0),
-            None,
-            "a new price"
+            probe,
+            Probe {
+                symbols: vec![abc],
+                generation: Some(5)
+            }
+        );
+        let check = |stamp: SummaryStamp| cache.get(&user, &probe, &stamp, 0);
+        assert_eq!(
+            check(stamp(1, 5, None)),
+            Some(body.clone()),
+            "the same generation"
         );
         assert_eq!(
-            cache.get(&user, &[abc], &stamp(1, &[]), 0),
+            check(stamp(1, 6, None)),
+            None,
+            "another generation, prices not read"
+        );
+        assert_eq!(check(stamp(1, 6, Some(&[(abc, 101)]))), None, "a new price");
+        assert_eq!(
+            check(stamp(1, 6, Some(&[]))),
             None,
             "a price it had is gone"
         );
+        let other = Probe {
+            symbols: vec![xyz],
+            generation: Some(5),
+        };
         assert_eq!(
-            cache.get(&user, &[xyz], &stamp(1, &[(abc, 100)]), 0),
+            cache.get(&user, &other, &stamp(1, 5, None), 0),
             None,
             "other symbols"
         );
+        // Another generation whose prices of ABC are the same: it stands,
+        // and that generation is now known to need no look at them.
+        assert_eq!(check(stamp(1, 7, Some(&[(abc, 100)]))), Some(body.clone()));
+        assert_eq!(cache.probe(&user).generation, Some(7));
+        assert_eq!(check(stamp(1, 7, None)), Some(body));
     }
 }

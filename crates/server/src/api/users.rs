@@ -24,14 +24,17 @@ pub async fn summary(
     let user = permitted_user(&principal, user)?;
     let reader = state.trading.reader();
     let now_ms = (state.clock)();
-    // One read of the account's version and the newest prices of the
-    // symbols a kept summary was valued at; the summary itself only when
-    // one of them changed (summaries.rs).
-    let symbols = state.summaries.symbols(&user);
-    let Some(stamp) = reader.summary_stamp(&user, symbols.clone()).await? else {
+    // One read of the account's version and the price generation (and the
+    // newest prices of a kept summary's symbols, if that moved); the
+    // summary itself only when what it shows changed (summaries.rs).
+    let probe = state.summaries.probe(&user);
+    let stamp = reader
+        .summary_stamp(&user, probe.symbols.clone(), probe.generation)
+        .await?;
+    let Some(stamp) = stamp else {
         return Err(unknown_user(&user));
     };
-    if let Some(body) = state.summaries.get(&user, &symbols, &stamp, now_ms) {
+    if let Some(body) = state.summaries.get(&user, &probe, &stamp, now_ms) {
         return Ok(json_response(StatusCode::OK, body));
     }
     let Some(loaded) = reader.account(&user).await? else {
@@ -47,9 +50,16 @@ pub async fn summary(
     let valuation = money::value(&loaded.account, &summary, &prices);
     let view = SummaryView::new(&user, &summary, &valuation, history?);
     let body = Bytes::from(serde_json::to_vec(&view).expect("plain data serializes"));
-    state
-        .summaries
-        .put(&user, loaded.version, &summary, prices, body.clone());
+    // The stamp's generation was read before these prices: they are the
+    // newest at it or later.
+    state.summaries.put(
+        &user,
+        loaded.version,
+        stamp.generation,
+        &summary,
+        prices,
+        body.clone(),
+    );
     Ok(json_response(StatusCode::OK, body))
 }
 

@@ -687,6 +687,12 @@ WITH logged AS (
                                WHERE o.symbol = f.symbol
                                ORDER BY o.at_ms DESC, o.seq DESC
                                OFFSET GREATEST({keep} - f.fresh, 0) LIMIT 1)
+), generation AS (
+    -- A batch that adds price points counts in its instance's price
+    -- generation (prices.rs, COUNT_PRICE_GENERATION).
+    INSERT INTO price_generations (server, n)
+    SELECT {server}, 1 WHERE EXISTS (SELECT FROM unnest({prices}) AS p(symbol, seq, price))
+    ON CONFLICT (server) DO UPDATE SET n = price_generations.n + 1
 )
 SELECT count(*) AS created FROM created"
     )

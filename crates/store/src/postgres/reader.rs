@@ -364,49 +364,49 @@ impl Reads for PgReader {
         &self,
         user: &UserId,
         symbols: Vec<Symbol>,
+        known_generation: Option<i64>,
     ) -> Result<Option<SummaryStamp>, StoreError> {
         let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
-        // One row: the prices come back as two arrays in the order of
-        // `symbols` (NULL where a symbol has no point), not as a row each,
-        // since this runs on every read of a kept summary.
+        // One row. The prices are read only when the generation moved (a
+        // one-time filter: PostgreSQL checks it before looking at any
+        // symbol), and come back as two arrays in the order of `symbols`
+        // (NULL where a symbol has no point), not as a row each: this runs
+        // on every read of a kept summary.
         let rows = self
             .fetch_all(
                 sqlx::query(
-                    "SELECT a.version, p.at_ms, p.price FROM accounts a
+                    "SELECT a.version, g.n, g.n IS DISTINCT FROM $3 AS read, p.at_ms, p.price
+                     FROM accounts a
+                     CROSS JOIN (SELECT COALESCE(sum(n), 0)::bigint AS n FROM price_generations) g
                      CROSS JOIN LATERAL (
                          SELECT array_agg(l.at_ms ORDER BY s.n) AS at_ms,
                                 array_agg(l.price ORDER BY s.n) AS price
                          FROM unnest($2::text[]) WITH ORDINALITY AS s(symbol, n)
                          LEFT JOIN LATERAL (
                              SELECT at_ms, price FROM price_history h WHERE h.symbol = s.symbol
-                             ORDER BY at_ms DESC, seq DESC LIMIT 1) AS l ON true) AS p
+                             ORDER BY at_ms DESC, seq DESC LIMIT 1) AS l ON true
+                         WHERE g.n IS DISTINCT FROM $3) AS p
                      WHERE a.user_id = $1",
                 )
                 .bind(user.as_str())
-                .bind(&names),
+                .bind(&names)
+                .bind(known_generation),
             )
             .await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let at: Vec<Option<i64>> = row.try_get::<Option<_>, _>(1)?.unwrap_or_default();
-        let cents: Vec<Option<i64>> = row.try_get::<Option<_>, _>(2)?.unwrap_or_default();
-        let prices = symbols
-            .into_iter()
-            .zip(at.into_iter().zip(cents))
-            .filter_map(|(symbol, point)| match point {
-                (Some(at_ms), Some(cents)) => Some((
-                    symbol,
-                    PricePoint {
-                        at_ms,
-                        price: Money::from_cents(cents),
-                    },
-                )),
-                _ => None,
-            })
-            .collect();
+        let prices = match row.try_get::<bool, _>(2)? {
+            false => None,
+            true => {
+                let at: Vec<Option<i64>> = row.try_get::<Option<_>, _>(3)?.unwrap_or_default();
+                let cents: Vec<Option<i64>> = row.try_get::<Option<_>, _>(4)?.unwrap_or_default();
+                Some(newest_points(symbols, at, cents))
+            }
+        };
         Ok(Some(SummaryStamp {
             version: row.try_get(0)?,
+            generation: row.try_get(1)?,
             prices,
         }))
     }
@@ -471,6 +471,29 @@ async fn stream_rows(
 }
 
 /// Reads a price history row's `at_ms` and `price`.
+/// The points of `symbols` from two arrays in their order, NULL where a
+/// symbol has none.
+fn newest_points(
+    symbols: Vec<Symbol>,
+    at: Vec<Option<i64>>,
+    cents: Vec<Option<i64>>,
+) -> HashMap<Symbol, PricePoint> {
+    symbols
+        .into_iter()
+        .zip(at.into_iter().zip(cents))
+        .filter_map(|(symbol, point)| match point {
+            (Some(at_ms), Some(cents)) => Some((
+                symbol,
+                PricePoint {
+                    at_ms,
+                    price: Money::from_cents(cents),
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 fn price_point(row: &PgRow) -> Result<PricePoint, StoreError> {
     Ok(PricePoint {
         at_ms: row.try_get("at_ms")?,

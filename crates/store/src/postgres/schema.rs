@@ -113,6 +113,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (symbol, at_ms, seq)
     );
     "#,
+    // 6: price generations (prices.rs): every batch that adds price points
+    // counts one more in its instance's row, so the sum of the rows moves
+    // on exactly when the price history gains a point; a kept summary
+    // whose sum still stands needs no look at its prices.
+    r#"
+    CREATE TABLE price_generations (
+        server TEXT COLLATE "C" PRIMARY KEY,
+        n      BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database up to the current schema, waiting for any other

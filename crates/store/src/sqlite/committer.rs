@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::writer::{self, Confirm, Item, Sealed, ToWriter};
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, limit_param, side_code, user_column};
-use crate::prices::{PRICE_HISTORY_LIMIT, fetched_points};
+use crate::prices::{COUNT_PRICE_GENERATION, PRICE_HISTORY_LIMIT, fetched_points};
 use crate::record::Record;
 use crate::tokens::TokenChange;
 use crate::write_health::WriteHealth;
@@ -463,11 +463,13 @@ impl Applier {
     }
 }
 
-/// Writes what a batch produced, inside its transaction.
+/// Writes what a batch of this instance (`server`) produced, inside its
+/// transaction.
 pub(super) fn write(
     tx: &Transaction<'_>,
     applied: &Applied,
     now_ms: i64,
+    server: &str,
 ) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -536,16 +538,19 @@ pub(super) fn write(
             note.txn
         ])?;
     }
-    write_prices(tx, applied)
+    write_prices(tx, applied, server)
 }
 
-/// Adds the prices the batch fetched to the price history, and drops the
-/// points of their symbols beyond the newest [`PRICE_HISTORY_LIMIT`].
-fn write_prices(tx: &Transaction<'_>, applied: &Applied) -> Result<(), StoreError> {
+/// Adds the prices the batch fetched to the price history, drops the
+/// points of their symbols beyond the newest [`PRICE_HISTORY_LIMIT`], and
+/// counts the batch in the price generation (`prices.rs`).
+fn write_prices(tx: &Transaction<'_>, applied: &Applied, server: &str) -> Result<(), StoreError> {
     let points = fetched_points(applied);
     if points.is_empty() {
         return Ok(());
     }
+    tx.prepare_cached(COUNT_PRICE_GENERATION)?
+        .execute([server])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO price_history (symbol, at_ms, seq, price) VALUES (?1, ?2, ?3, ?4)",
     )?;

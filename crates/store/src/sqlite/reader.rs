@@ -407,10 +407,11 @@ impl Reads for SqliteReader {
         &self,
         user: &UserId,
         symbols: Vec<Symbol>,
+        known_generation: Option<i64>,
     ) -> Result<Option<SummaryStamp>, StoreError> {
         let user = user.clone();
         self.read(move |conn| {
-            // The version and the prices from one snapshot.
+            // The version, the generation and the prices from one snapshot.
             let tx = conn.unchecked_transaction()?;
             let version = tx
                 .prepare_cached("SELECT version FROM accounts WHERE user_id = ?1")?
@@ -419,9 +420,17 @@ impl Reads for SqliteReader {
             let Some(version) = version else {
                 return Ok(None);
             };
+            let generation: i64 = tx
+                .prepare_cached("SELECT COALESCE(sum(n), 0) FROM price_generations")?
+                .query_row([], |row| row.get(0))?;
+            let prices = match known_generation == Some(generation) {
+                true => None,
+                false => Some(read_latest_prices(&tx, symbols)?),
+            };
             Ok(Some(SummaryStamp {
                 version,
-                prices: read_latest_prices(&tx, symbols)?,
+                generation,
+                prices,
             }))
         })
         .await

@@ -102,6 +102,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (symbol, at_ms, seq)
     ) WITHOUT ROWID;
     ",
+    // 7: price generations (prices.rs): every batch that adds price points
+    // counts one more, so the sum of the rows moves on exactly when the
+    // price history gains a point.
+    "
+    CREATE TABLE price_generations (
+        server TEXT PRIMARY KEY,
+        n      INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// Brings the database up to the current schema.

@@ -84,7 +84,7 @@ pub(crate) fn run(
                 false
             }
             ToWriter::Batch(sealed) => {
-                let ok = commit_batch(&mut conn, health, sealed);
+                let ok = commit_batch(&mut conn, server, health, sealed);
                 if !ok {
                     failed_epoch = Some(item.epoch);
                 }
@@ -128,8 +128,9 @@ fn answer<T>(
     ok
 }
 
-/// Writes and commits one batch, then answers its callers.
-fn commit_batch(conn: &mut Connection, health: &WriteHealth, sealed: Sealed) -> bool {
+/// Writes and commits one batch of this instance (`server`), then answers
+/// its callers.
+fn commit_batch(conn: &mut Connection, server: &str, health: &WriteHealth, sealed: Sealed) -> bool {
     let Sealed {
         applied,
         replies,
@@ -137,7 +138,7 @@ fn commit_batch(conn: &mut Connection, health: &WriteHealth, sealed: Sealed) -> 
         jobs,
         now_ms,
     } = sealed;
-    match in_transaction(conn, |tx| committer::write(tx, &applied, now_ms)) {
+    match in_transaction(conn, |tx| committer::write(tx, &applied, now_ms, server)) {
         Ok(()) => {
             health.succeeded();
             metrics::histogram!("store_batch_size").record(jobs as f64);

@@ -155,48 +155,79 @@ async fn the_history_keeps_the_newest_points_of_each_symbol(f: Fixture) {
 async fn a_summary_stamp_is_the_version_and_the_newest_prices_asked_for(f: Fixture) {
     let reader = f.reader();
     let asked = || vec![symbol("XYZ"), symbol("QQQ"), symbol("ABC")];
-    assert_eq!(
-        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
-        None,
-        "no account, no stamp"
-    );
+    let u1 = user("u1");
+    let stamp = |known| reader.summary_stamp(&u1, asked(), known);
+    assert_eq!(stamp(None).await.unwrap(), None, "no account, no stamp");
     f.store.submit(add("u1", 1, "100.00")).await.unwrap();
     let version = reader.account(&user("u1")).await.unwrap().unwrap().version;
-    let stamp = |prices: Vec<(&str, PricePoint)>| {
+    let expected = |generation, prices: Option<Vec<(&str, PricePoint)>>| {
         Some(SummaryStamp {
             version,
-            prices: prices.into_iter().map(|(s, p)| (symbol(s), p)).collect(),
+            generation,
+            prices: prices.map(|p| p.into_iter().map(|(s, p)| (symbol(s), p)).collect()),
         })
     };
     assert_eq!(
-        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
-        stamp(vec![]),
+        stamp(None).await.unwrap(),
+        expected(0, Some(vec![])),
         "no prices yet"
     );
     assert_eq!(
-        reader.summary_stamp(&user("u1"), Vec::new()).await.unwrap(),
-        stamp(vec![]),
+        reader
+            .summary_stamp(&user("u1"), Vec::new(), None)
+            .await
+            .unwrap(),
+        expected(0, Some(vec![])),
         "nothing asked"
     );
+    assert_eq!(
+        stamp(Some(0)).await.unwrap(),
+        expected(0, None),
+        "known: not read"
+    );
+
     f.store.submit(fetched("ABC", 1_000)).await.unwrap();
     f.now.store(T0 + 1_000, Ordering::SeqCst);
-    f.store.submit(fetched("ABC", 1_050)).await.unwrap();
-    f.store.submit(fetched("XYZ", 7)).await.unwrap();
+    // Two fetches in one batch count once.
+    let (abc, xyz) = futures::join!(
+        f.store.submit(fetched("ABC", 1_050)),
+        f.store.submit(fetched("XYZ", 7))
+    );
+    let (abc, xyz) = (abc.unwrap(), xyz.unwrap());
     f.store.submit(fetched("DEF", 3)).await.unwrap();
+    let now = stamp(Some(0)).await.unwrap().unwrap();
+    assert!(
+        (3..=4).contains(&now.generation),
+        "one count per batch that added points: {now:?} ({abc:?}, {xyz:?})"
+    );
     assert_eq!(
-        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
-        stamp(vec![
-            ("ABC", point(T0 + 1_000, 1_050)),
-            ("XYZ", point(T0 + 1_000, 7)),
-        ]),
+        Some(now.clone()),
+        expected(
+            now.generation,
+            Some(vec![
+                ("ABC", point(T0 + 1_000, 1_050)),
+                ("XYZ", point(T0 + 1_000, 7)),
+            ])
+        ),
         "the newest point of each symbol asked that has one"
     );
     assert_eq!(
-        reader.summary_stamp(&user("u1"), asked()).await.unwrap(),
-        Some(SummaryStamp {
-            version,
-            prices: reader.latest_prices(asked()).await.unwrap(),
-        }),
+        now.prices,
+        Some(reader.latest_prices(asked()).await.unwrap()),
         "the same prices as latest_prices"
+    );
+    assert_eq!(
+        stamp(Some(now.generation)).await.unwrap(),
+        expected(now.generation, None),
+        "an unchanged generation: no prices read"
+    );
+    // A command with no fetch leaves the generation.
+    f.store.submit(add("u1", 2, "1.00")).await.unwrap();
+    assert_eq!(
+        stamp(Some(now.generation))
+            .await
+            .unwrap()
+            .map(|s| (s.generation, s.prices)),
+        Some((now.generation, None))
     );
 }
