@@ -4,8 +4,9 @@
 //! A summary costs three reads (the account, decoded, the latest history
 //! rows, decoded, and the newest prices of its holdings) and its JSON;
 //! checking a kept one is one read, in one round trip
-//! ([`store::Reads::summary_stamp`]: the version, and the newest prices of
-//! the symbols it was valued at). Every change
+//! ([`store::Reads::summary_stamp`]: the version, the price generation,
+//! and the newest prices of the symbols it was valued at only if the
+//! generation moved since the entry last checked them). Every change
 //! of what a trader sees moves the version on in the same transaction as
 //! the change, whichever instance made it, so a summary kept under the
 //! current version is the one a fresh read would build: a read right after
