@@ -82,6 +82,20 @@ async fn every_line_names_the_request_or_the_job_it_was_logged_for() {
         .unwrap();
     let reply = app.try_request(request).await.unwrap();
     assert_eq!(reply.status, 503, "{}", reply.text());
+    // The answer can arrive before the test's reader of the server's
+    // stderr has taken in the lines written before it: wait for them.
+    let request_line = wait_until(Duration::from_secs(10), || async {
+        logged(&app, "request")
+            .into_iter()
+            .find(|line| in_span(line, "request_id", "span-check-42"))
+    })
+    .await;
+    assert!(
+        request_line.is_some(),
+        "the request's own line: {:#?}",
+        app.logs()
+    );
+    // Logged before the request's line, so taken in by now.
     let fetch_failed = logged(&app, "quote fetch failed");
     let for_request: Vec<&Value> = fetch_failed
         .iter()
@@ -91,14 +105,6 @@ async fn every_line_names_the_request_or_the_job_it_was_logged_for() {
     for line in for_request {
         assert!(in_span(line, "request_id", "span-check-42"), "{line}");
     }
-    let request_line = logged(&app, "request")
-        .into_iter()
-        .find(|line| in_span(line, "request_id", "span-check-42"));
-    assert!(
-        request_line.is_some(),
-        "the request's own line: {:#?}",
-        app.logs()
-    );
 
     // The trigger engine's refresh fails the same way, under its job.
     let refresh = wait_until(Duration::from_secs(20), || async {
