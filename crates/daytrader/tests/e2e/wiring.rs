@@ -163,7 +163,8 @@ fn the_balancers_point_at_the_instances() {
         );
     }
     for needed in [
-        "balance roundrobin",
+        "balance hash var(txn.trader)",
+        "json_query('$.user')",
         "http-check send meth GET uri /readyz",
         "http-check expect status 200",
         "option redispatch",

@@ -19,6 +19,21 @@
 //! a global DUMPLOG sent to two instances, a deadlock PostgreSQL broke —
 //! surfaces as a unique violation or deadlock error, and the whole batch
 //! runs again.
+//!
+//! The fenced write skips all but one of those round trips for the users
+//! this instance served last (which the balancer's hashing on the user
+//! makes the usual case). The batch starts from the accounts the instance
+//! kept when it last committed them ([`KnownAccounts`]), with no
+//! idempotency records (every job a client's command with its number) and
+//! with placeholder row numbers; one statement, in its own implicit
+//! transaction, then updates each account only where it still holds the
+//! version the batch started from, takes the row numbers once those row
+//! locks are held (so a user's rows are still numbered in the order they
+//! ran), writes everything else as [`WRITE`] does, and raises
+//! `daytrader_fence` (aborting all of it) unless every account was still
+//! at its version. A retried transaction number meets the unique index on
+//! idempotency keys instead. Either way nothing was written, and the batch
+//! runs again the long way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,8 +44,9 @@ use sqlx::{Connection, PgConnection, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::db::Db;
+use super::known::KnownAccounts;
 use super::lock_key;
-use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
+use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow, Work};
 use crate::codec::{decode_account, encode_account, parse_user, side_code, user_column};
 use crate::prices::{PRICE_HISTORY_LIMIT, fetched_points};
 use crate::record::Record;
@@ -40,11 +56,15 @@ use crate::{Clock, StoreError};
 pub(crate) type Reply = oneshot::Sender<Result<Done, StoreError>>;
 /// The queue every committer of a store takes batches from.
 pub(crate) type Queue = Arc<Mutex<mpsc::Receiver<(Job, Reply)>>>;
+/// The accounts the store's committers last committed, shared by them.
+pub(crate) type Known = Arc<std::sync::Mutex<KnownAccounts>>;
 
 /// How many times a batch runs before its jobs are told to retry later.
 const MAX_ATTEMPTS: u32 = 10;
 /// The advisory lock class (first of two 32-bit keys) of per-user locks.
 const USER_LOCK_CLASS: i32 = 0x4454_5553; // "DTUS"
+/// The SQLSTATE `daytrader_fence` raises (schema.rs, migration 7).
+const STALE_ACCOUNT: &str = "DTSTA";
 
 pub(crate) struct Committer {
     pub db: Db,
@@ -53,6 +73,7 @@ pub(crate) struct Committer {
     pub max_batch: usize,
     /// How the last batch ended, for readiness.
     pub health: WriteHealth,
+    pub known: Known,
 }
 
 /// Why one attempt at a batch failed.
@@ -60,6 +81,9 @@ enum Failure {
     /// Another transaction got in the way; running the batch again is
     /// expected to succeed.
     Conflict(String),
+    /// A fenced write found an account no longer at the version it started
+    /// from; the batch runs again the long way.
+    Stale,
     Database(sqlx::Error),
     Store(StoreError),
 }
@@ -68,9 +92,13 @@ impl From<sqlx::Error> for Failure {
     fn from(error: sqlx::Error) -> Self {
         // 40P01 deadlock detected, 40001 serialization failure, 23505
         // unique violation (two instances ran the same idempotency key).
-        let conflict = matches!(&error, sqlx::Error::Database(e)
-            if e.code().is_some_and(|code| matches!(&*code, "40P01" | "40001" | "23505")));
-        if conflict {
+        let code = match &error {
+            sqlx::Error::Database(e) => e.code().map(|code| code.into_owned()),
+            _ => None,
+        };
+        if code.as_deref() == Some(STALE_ACCOUNT) {
+            Failure::Stale
+        } else if matches!(code.as_deref(), Some("40P01" | "40001" | "23505")) {
             Failure::Conflict(error.to_string())
         } else {
             Failure::Database(error)
@@ -133,10 +161,41 @@ impl Committer {
             .acquire()
             .await
             .map_err(|e| self.db.failed(e))?;
+        let users = batch::keys(jobs).0;
+        // The fenced write is tried once, first; whatever stops it sends
+        // the batch the long way.
+        let kept = fenceable(jobs)
+            .then(|| self.known().all_of(&users))
+            .flatten();
+        if let Some(kept) = kept {
+            let outcome = self.attempt_fenced(&mut conn, jobs, kept).await;
+            self.known().tried(matches!(outcome, Err(Failure::Stale)));
+            match outcome {
+                Ok(applied) => {
+                    metrics::counter!("store_fenced_batches_total").increment(1);
+                    let mut known = self.known();
+                    known.wrote();
+                    known.remember(&applied.accounts);
+                    return Ok(applied);
+                }
+                Err(failure) => {
+                    self.known().forget(&users);
+                    metrics::counter!("store_fenced_batches_failed_total").increment(1);
+                    match failure {
+                        Failure::Stale | Failure::Conflict(_) => {}
+                        Failure::Database(error) => return Err(self.db.failed(error)),
+                        Failure::Store(error) => return Err(error),
+                    }
+                }
+            }
+        }
         let mut attempt = 1;
         loop {
             match self.attempt(&mut conn, jobs).await {
-                Ok(applied) => return Ok(applied),
+                Ok(applied) => {
+                    self.known().remember(&applied.accounts);
+                    return Ok(applied);
+                }
                 Err(Failure::Conflict(why)) if attempt < MAX_ATTEMPTS => {
                     metrics::counter!("store_batch_retries_total").increment(1);
                     tracing::debug!(%why, attempt, "a PostgreSQL batch met a concurrent one; running it again");
@@ -153,8 +212,67 @@ impl Committer {
                 }
                 Err(Failure::Database(error)) => return Err(self.db.failed(error)),
                 Err(Failure::Store(error)) => return Err(error),
+                // Only the fenced write raises the fence; the long way
+                // holds its locks.
+                Err(Failure::Stale) => {
+                    return Err(StoreError::Unavailable(
+                        "the account fence was raised outside a fenced write".to_owned(),
+                    ));
+                }
             }
         }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, KnownAccounts> {
+        self.known.lock().expect("not poisoned")
+    }
+
+    /// The batch from the accounts this instance kept, in one statement
+    /// (the module's doc). Fails with [`Failure::Stale`] when one of them
+    /// moved on, with a conflict when a job's number was already executed.
+    async fn attempt_fenced(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[Job],
+        kept: HashMap<UserId, LoadedAccount>,
+    ) -> Result<Applied, Failure> {
+        let users = kept.len();
+        let now_ms = (self.clock)();
+        // Placeholders 1, 2, ...: the statement takes the real numbers.
+        let mut placeholder = 0;
+        let mut applied = batch::apply(jobs, kept, HashMap::new(), now_ms, &self.server, || {
+            placeholder += 1;
+            placeholder
+        });
+        // Every command of an existing user writes its account, so every
+        // user is fenced by the update of their row; check rather than rely.
+        if applied.accounts.len() != users || applied.accounts.iter().any(|w| w.is_new()) {
+            return Err(Failure::Stale);
+        }
+        let arrays = WriteArrays::of(&applied, now_ms, &self.server);
+        let mut seqs: Vec<i64> = arrays
+            .bind(sqlx::query_scalar(FENCED_WRITE.as_str()))
+            .fetch_one(&mut *conn)
+            .await?;
+        if seqs.len() != applied.rows.len() {
+            return Err(StoreError::Corrupt(format!(
+                "a fenced write took {} row numbers for {} rows",
+                seqs.len(),
+                applied.rows.len()
+            ))
+            .into());
+        }
+        // One session's nextval calls increase; the sort only makes the
+        // order independent of how the array was built.
+        seqs.sort_unstable();
+        let real = |placeholder: i64| seqs[(placeholder - 1) as usize];
+        for row in &mut applied.rows {
+            row.row.seq = real(row.row.seq);
+        }
+        for done in applied.results.iter_mut().flatten() {
+            done.seq = done.seq.map(real);
+        }
+        Ok(applied)
     }
 
     /// One try at the batch in one transaction. Dropping the transaction
@@ -206,6 +324,16 @@ impl Committer {
         tx.commit().await?;
         Ok(applied)
     }
+}
+
+/// Whether a batch can take the fenced write: every job a client's command
+/// for a user, under its transaction number. Only those never need a row
+/// number before the statement (a step without a number is logged under
+/// one derived from its row's) nor an account that does not exist yet.
+fn fenceable(jobs: &[Job]) -> bool {
+    jobs.iter().all(|job| {
+        job.user.is_some() && job.idem_key.is_some() && matches!(job.work, Work::Command { .. })
+    })
 }
 
 /// What a batch starts from: its users' locked accounts, the already
@@ -603,7 +731,23 @@ struct WriteArrays<'a> {
     prices: PriceArrays,
 }
 
-impl WriteArrays<'_> {
+impl<'a> WriteArrays<'a> {
+    fn of(applied: &'a Applied, now_ms: i64, server: &'a str) -> WriteArrays<'a> {
+        let (created, changed): (Vec<_>, Vec<_>) =
+            applied.accounts.iter().partition(|write| write.is_new());
+        WriteArrays {
+            now_ms,
+            server,
+            log: LogArrays::of(applied),
+            changed: AccountArrays::of(&changed),
+            created: AccountArrays::of(&created),
+            triggers: TriggerArrays::of(applied),
+            notifications: NotificationArrays::of(applied),
+            credentials: CredentialArrays::of(applied),
+            prices: PriceArrays::of(applied),
+        }
+    }
+
     fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
         let query = query.bind(self.now_ms).bind(self.server);
         let query = self.log.bind(query);
@@ -624,7 +768,19 @@ impl WriteArrays<'_> {
 /// The armed triggers of a user whose triggers changed are replaced
 /// without touching a row twice (which one statement may not): rows not in
 /// the new set are deleted, rows in it are upserted.
-static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| write_statement(false));
+
+/// [`WRITE`] for a batch that locked nothing beforehand (the module's doc):
+/// an account is updated only from the version the batch started from, the
+/// log's and the price history's `seq` arrays hold placeholders (1, 2, ...)
+/// for the row numbers the statement takes once every account row is
+/// locked, and it returns those numbers in placeholder order, or raises the
+/// fence. Data-modifying CTEs the final query does not read run after it,
+/// so a raised fence stops them before they start.
+static FENCED_WRITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| write_statement(true));
+
+fn write_statement(fenced: bool) -> String {
     // In the order of WriteArrays::bind.
     let mut p = Placeholders::default();
     let now_ms = p.next(&["int8"]);
@@ -638,17 +794,55 @@ static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let credentials = p.next(CredentialArrays::TYPES);
     let prices = p.next(PriceArrays::TYPES);
     let keep = PRICE_HISTORY_LIMIT;
+    // The first of each set's arrays: the log's and the prices' seq, the
+    // changed accounts' users.
+    let first = |set: &str| set.split(", ").next().expect("a set").to_owned();
+    let (log_seqs, changed_users) = (first(&log), first(&changed));
+    let (numbered, log_seq, log_numbered, price_seq, price_numbered, held, result) = if fenced {
+        (
+            format!(
+                "numbered AS MATERIALIZED (
+    -- Taken only once the update below has locked every account row (its
+    -- count is needed first), and only if it found each at its version.
+    SELECT ord, nextval('log_seq') AS seq
+    FROM generate_series(1, cardinality({log_seqs})) AS ord
+    WHERE (SELECT count(*) FROM changed) = cardinality({changed_users})
+), "
+            ),
+            "n.seq",
+            "JOIN numbered AS n ON n.ord = r.seq",
+            "n.seq",
+            "JOIN numbered AS n ON n.ord = p.seq",
+            "AND a.version = c.version - 1\n    RETURNING 1",
+            format!(
+                "SELECT ARRAY(SELECT seq FROM numbered ORDER BY ord) AS seqs
+WHERE daytrader_fence((SELECT count(*) FROM changed) = cardinality({changed_users}))"
+            ),
+        )
+    } else {
+        (
+            String::new(),
+            "r.seq",
+            "",
+            "p.seq",
+            "",
+            "",
+            "SELECT count(*) AS created FROM created".to_owned(),
+        )
+    };
     format!(
         "
-WITH logged AS (
-    INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body)
-    SELECT seq, ts_ms, {server}, user_id, txn, idem_key, body
-    FROM unnest({log}) AS r(seq, ts_ms, user_id, txn, idem_key, body)
-), changed AS (
+WITH changed AS (
     UPDATE accounts AS a SET state = c.state, version = c.version, updated_ms = {now_ms},
                              expires_ms = c.expires_ms
     FROM unnest({changed}) AS c(user_id, state, version, expires_ms)
     WHERE a.user_id = c.user_id
+    {held}
+), {numbered}logged AS (
+    INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body)
+    SELECT {log_seq}, r.ts_ms, {server}, r.user_id, r.txn, r.idem_key, r.body
+    FROM unnest({log}) AS r(seq, ts_ms, user_id, txn, idem_key, body)
+    {log_numbered}
 ), created AS (
     INSERT INTO accounts (user_id, state, version, updated_ms, expires_ms)
     SELECT user_id, state, version, {now_ms}, expires_ms
@@ -675,7 +869,8 @@ WITH logged AS (
     SELECT * FROM unnest({credentials})
 ), priced AS (
     INSERT INTO price_history (symbol, at_ms, seq, price)
-    SELECT symbol, {now_ms}, seq, price FROM unnest({prices}) AS p(symbol, seq, price)
+    SELECT p.symbol, {now_ms}, {price_seq}, p.price FROM unnest({prices}) AS p(symbol, seq, price)
+    {price_numbered}
 ), pruned AS (
     -- Sees the table as it was before this statement: keeps the newest
     -- points that, with the new ones, make the limit.
@@ -694,9 +889,9 @@ WITH logged AS (
     SELECT {server}, 1 WHERE EXISTS (SELECT FROM unnest({prices}) AS p(symbol, seq, price))
     ON CONFLICT (server) DO UPDATE SET n = price_generations.n + 1
 )
-SELECT count(*) AS created FROM created"
+{result}"
     )
-});
+}
 
 /// Writes what a batch produced; `false` when a user this batch created
 /// already has an account (another instance created it after this batch
@@ -710,24 +905,13 @@ async fn write(
     // Each registration also created its account: if another instance
     // created that user first, the count of created accounts tells, and
     // the batch runs again (and is then refused).
-    let (created, changed): (Vec<_>, Vec<_>) =
-        applied.accounts.iter().partition(|write| write.is_new());
-    let arrays = WriteArrays {
-        now_ms,
-        server,
-        log: LogArrays::of(applied),
-        changed: AccountArrays::of(&changed),
-        created: AccountArrays::of(&created),
-        triggers: TriggerArrays::of(applied),
-        notifications: NotificationArrays::of(applied),
-        credentials: CredentialArrays::of(applied),
-        prices: PriceArrays::of(applied),
-    };
+    let arrays = WriteArrays::of(applied, now_ms, server);
     let inserted: i64 = arrays
         .bind(sqlx::query_scalar(WRITE.as_str()))
         .fetch_one(&mut *conn)
         .await?;
-    Ok(inserted == created.len() as i64)
+    let created = applied.accounts.iter().filter(|w| w.is_new()).count();
+    Ok(inserted == created as i64)
 }
 
 #[cfg(test)]

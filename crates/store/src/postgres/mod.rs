@@ -11,6 +11,7 @@
 
 mod committer;
 mod db;
+mod known;
 mod lease;
 mod reader;
 mod schema;
@@ -126,6 +127,7 @@ pub struct PgStore {
     /// `None` once closed.
     queue: Mutex<Option<mpsc::Sender<(Job, Reply)>>>,
     committers: Mutex<Vec<JoinHandle<()>>>,
+    known: committer::Known,
 }
 
 impl PgStore {
@@ -138,6 +140,7 @@ impl PgStore {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
         let health = WriteHealth::default();
+        let known = committer::Known::default();
         let committers = (0..options.committers.max(1))
             .map(|_| {
                 let committer = Committer {
@@ -146,6 +149,7 @@ impl PgStore {
                     clock: options.clock.clone(),
                     max_batch: options.max_batch.max(1),
                     health: health.clone(),
+                    known: known.clone(),
                 };
                 tokio::spawn(committer.run(queue.clone()))
             })
@@ -157,6 +161,7 @@ impl PgStore {
             health,
             queue: Mutex::new(Some(sender)),
             committers: Mutex::new(committers),
+            known,
         }
     }
 
@@ -167,6 +172,12 @@ impl PgStore {
 
     pub fn reader(&self) -> &PgReader {
         &self.reader
+    }
+
+    /// How many batches took the fenced write (one statement, from the
+    /// accounts this instance kept) since the store started.
+    pub fn fenced_batches(&self) -> u64 {
+        self.known.lock().expect("not poisoned").written()
     }
 
     /// Tries to take the lead of the role `name` (e.g. the trigger engine)

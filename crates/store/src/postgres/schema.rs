@@ -123,6 +123,23 @@ const MIGRATIONS: &[&str] = &[
         n      BIGINT NOT NULL
     );
     "#,
+    // 7: the fence of a batch written from the accounts an instance kept
+    // (committer.rs, the fenced write): raised when an account is no longer
+    // at the version the batch started from, which aborts the statement
+    // and with it everything the batch wrote. The code is DayTrader's own,
+    // so that it is never mistaken for another error.
+    r#"
+    CREATE FUNCTION daytrader_fence(held boolean) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE AS $fence$
+    BEGIN
+        IF NOT held THEN
+            RAISE EXCEPTION 'an account changed since this instance last wrote it'
+                USING ERRCODE = 'DTSTA';
+        END IF;
+        RETURN true;
+    END
+    $fence$;
+    "#,
 ];
 
 /// Brings the database up to the current schema, waiting for any other

@@ -482,3 +482,65 @@ async fn one_instance_leads_at_a_time() {
         b.try_lead(ROLE).await.unwrap().is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_from_kept_accounts_is_fenced_by_their_versions() {
+    let Some(database) = database().await else {
+        return;
+    };
+    let [a, b] = two_instances(&database).await;
+    let who = "kept";
+    // The first command creates the account the long way; the next ones on
+    // the same instance start from the account it kept.
+    for key in 1..=5 {
+        a.submit(add(who, key, "1.00")).await.unwrap();
+    }
+    assert_eq!(
+        a.fenced_batches(),
+        4,
+        "the four after the first were fenced"
+    );
+
+    // Another instance moves the account on: the kept copy is stale, the
+    // fenced write is refused and the batch runs again the long way.
+    b.submit(add(who, 6, "10.00")).await.unwrap();
+    let done = a.submit(add(who, 7, "100.00")).await.unwrap();
+    assert_eq!(a.fenced_batches(), 4, "the stale copy wrote nothing");
+    let Record::Command {
+        balance: Some(balance),
+        ..
+    } = &done.record
+    else {
+        panic!("no balance: {:?}", done.record)
+    };
+    assert_eq!(balance.cash, Money::from_cents(11_500), "every ADD counted");
+
+    // A retried number meets the idempotency index instead, and is
+    // answered its first outcome with its real row number.
+    let again = a.submit(add(who, 7, "100.00")).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!((again.seq, again.txn), (done.seq, done.txn));
+    // That failure forgot the account: the next command loads it again,
+    // the one after is fenced once more.
+    a.submit(add(who, 8, "1.00")).await.unwrap();
+    let later = a.submit(add(who, 9, "1.00")).await.unwrap();
+    assert_eq!(a.fenced_batches(), 5);
+
+    // Rows carry the numbers the statement took, in the order they ran.
+    let log = whole_log(&b).await;
+    let mine: Vec<_> = log
+        .iter()
+        .filter(|row| row.user.as_ref() == Some(&user(who)))
+        .collect();
+    assert_eq!(
+        mine.iter().map(|row| row.txn).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<_>>()
+    );
+    assert!(mine.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(mine.last().unwrap().seq, later.seq.unwrap());
+    let loaded = b.reader().account(&user(who)).await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.account.cash(), loaded.version),
+        (Money::from_cents(11_700), 9)
+    );
+}
