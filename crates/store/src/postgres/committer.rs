@@ -29,7 +29,7 @@
 //! transaction, then updates each account only where it still holds the
 //! version the batch started from, takes the row numbers once those row
 //! locks are held (so a user's rows are still numbered in the order they
-//! ran), writes everything else as [`WRITE`] does, and raises
+//! ran), writes everything else as [`WRITES`] does, and raises
 //! `daytrader_fence` (aborting all of it) unless every account was still
 //! at its version. A retried transaction number meets the unique index on
 //! idempotency keys instead. Either way nothing was written, and the batch
@@ -251,7 +251,7 @@ impl Committer {
         }
         let arrays = WriteArrays::of(&applied, now_ms, &self.server);
         let mut seqs: Vec<i64> = arrays
-            .bind(sqlx::query_scalar(FENCED_WRITE.as_str()))
+            .bind(sqlx::query_scalar(arrays.statement(true)))
             .fetch_one(&mut *conn)
             .await?;
         if seqs.len() != applied.rows.len() {
@@ -717,7 +717,7 @@ impl PriceArrays {
     }
 }
 
-/// Everything a batch writes, as the arrays of [`WRITE`], bound in the
+/// Everything a batch writes, as the arrays of [`WRITES`], bound in the
 /// order the statement's placeholders were numbered.
 struct WriteArrays<'a> {
     now_ms: i64,
@@ -748,6 +748,25 @@ impl<'a> WriteArrays<'a> {
         }
     }
 
+    /// The tables besides the log and the changed accounts this batch
+    /// writes.
+    fn parts(&self) -> Parts {
+        Parts {
+            created: !self.created.user.is_empty(),
+            triggers: !self.triggers.users.is_empty(),
+            notifications: !self.notifications.user.is_empty(),
+            credentials: !self.credentials.user.is_empty(),
+            prices: !self.prices.symbol.is_empty(),
+        }
+    }
+
+    /// The write statement for these arrays: [`FENCED_WRITES`] or
+    /// [`WRITES`], with the CTEs of their parts.
+    fn statement(&self, fenced: bool) -> &'static str {
+        let statements = if fenced { &FENCED_WRITES } else { &WRITES };
+        &statements[self.parts().index()]
+    }
+
     fn bind<'q, O>(&'q self, query: PgQuery<'q, O>) -> PgQuery<'q, O> {
         let query = query.bind(self.now_ms).bind(self.server);
         let query = self.log.bind(query);
@@ -761,27 +780,85 @@ impl<'a> WriteArrays<'a> {
 }
 
 /// Writes what a batch produced in one statement: each table's rows go in
-/// as arrays through `unnest`, one data-modifying CTE per table (empty
-/// arrays cost next to nothing). Returns how many of the batch's new
-/// accounts were inserted.
+/// as arrays through `unnest`, one data-modifying CTE per table. Returns
+/// how many of the batch's new accounts were inserted.
+///
+/// One statement per combination of [`Parts`]: a table the batch does not
+/// write has no CTE at all (its arrays are still bound, and unused). Every
+/// CTE costs PostgreSQL its executor setup on each run, empty or not, and
+/// with a command or two per batch (few users, or half load) that setup
+/// had been most of the statement's CPU.
 ///
 /// The armed triggers of a user whose triggers changed are replaced
 /// without touching a row twice (which one statement may not): rows not in
 /// the new set are deleted, rows in it are upserted.
-static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| write_statement(false));
+static WRITES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..Parts::COMBINATIONS)
+        .map(|index| write_statement(false, Parts::of_index(index)))
+        .collect()
+});
 
-/// [`WRITE`] for a batch that locked nothing beforehand (the module's doc):
-/// an account is updated only from the version the batch started from, the
-/// log's and the price history's `seq` arrays hold placeholders (1, 2, ...)
-/// for the row numbers the statement takes once every account row is
-/// locked, and it returns those numbers in placeholder order, or raises the
-/// fence. Data-modifying CTEs the final query does not read run after it,
-/// so a raised fence stops them before they start.
-static FENCED_WRITE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| write_statement(true));
+/// [`WRITES`] for a batch that locked nothing beforehand (the module's
+/// doc): an account is updated only from the version the batch started
+/// from, the log's and the price history's `seq` arrays hold placeholders
+/// (1, 2, ...) for the row numbers the statement takes once every account
+/// row is locked, and it returns those numbers in placeholder order, or
+/// raises the fence. Data-modifying CTEs the final query does not read run
+/// after it, so a raised fence stops them before they start.
+static FENCED_WRITES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..Parts::COMBINATIONS)
+        .map(|index| write_statement(true, Parts::of_index(index)))
+        .collect()
+});
 
-fn write_statement(fenced: bool) -> String {
-    // In the order of WriteArrays::bind.
+/// Which tables a batch writes besides the log and the accounts it
+/// changed (those two are in every write statement: almost every batch
+/// writes both, and the fence reads the accounts' update).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Parts {
+    /// New accounts.
+    created: bool,
+    /// Armed triggers of users whose triggers changed.
+    triggers: bool,
+    notifications: bool,
+    /// Registrations' credentials.
+    credentials: bool,
+    /// Fetched prices: the price history, its trimming and the price
+    /// generation.
+    prices: bool,
+}
+
+impl Parts {
+    const COMBINATIONS: usize = 1 << 5;
+
+    fn index(self) -> usize {
+        [
+            self.created,
+            self.triggers,
+            self.notifications,
+            self.credentials,
+            self.prices,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(bit, &present)| usize::from(present) << bit)
+        .sum()
+    }
+
+    fn of_index(index: usize) -> Parts {
+        let has = |bit: usize| index & (1 << bit) != 0;
+        Parts {
+            created: has(0),
+            triggers: has(1),
+            notifications: has(2),
+            credentials: has(3),
+            prices: has(4),
+        }
+    }
+}
+
+fn write_statement(fenced: bool, parts: Parts) -> String {
+    // In the order of WriteArrays::bind, whether or not a part is written.
     let mut p = Placeholders::default();
     let now_ms = p.next(&["int8"]);
     let server = p.next(&["text"]);
@@ -794,62 +871,69 @@ fn write_statement(fenced: bool) -> String {
     let credentials = p.next(CredentialArrays::TYPES);
     let prices = p.next(PriceArrays::TYPES);
     let keep = PRICE_HISTORY_LIMIT;
-    // The first of each set's arrays: the log's and the prices' seq, the
-    // changed accounts' users.
+    // The first of each set's arrays: the log's seq, the changed accounts'
+    // users.
     let first = |set: &str| set.split(", ").next().expect("a set").to_owned();
     let (log_seqs, changed_users) = (first(&log), first(&changed));
-    let (numbered, log_seq, log_numbered, price_seq, price_numbered, held, result) = if fenced {
-        (
-            format!(
-                "numbered AS MATERIALIZED (
-    -- Taken only once the update below has locked every account row (its
-    -- count is needed first), and only if it found each at its version.
-    SELECT ord, nextval('log_seq') AS seq
-    FROM generate_series(1, cardinality({log_seqs})) AS ord
-    WHERE (SELECT count(*) FROM changed) = cardinality({changed_users})
-), "
-            ),
-            "n.seq",
-            "JOIN numbered AS n ON n.ord = r.seq",
-            "n.seq",
-            "JOIN numbered AS n ON n.ord = p.seq",
-            "AND a.version = c.version - 1\n    RETURNING 1",
-            format!(
-                "SELECT ARRAY(SELECT seq FROM numbered ORDER BY ord) AS seqs
-WHERE daytrader_fence((SELECT count(*) FROM changed) = cardinality({changed_users}))"
-            ),
-        )
-    } else {
-        (
-            String::new(),
-            "r.seq",
-            "",
-            "p.seq",
-            "",
-            "",
-            "SELECT count(*) AS created FROM created".to_owned(),
-        )
+    // In the fenced write, the log's and the prices' seq are placeholders
+    // for the numbers `numbered` takes.
+    let seq_of = |alias: &str| match fenced {
+        true => "n.seq".to_owned(),
+        false => format!("{alias}.seq"),
     };
-    format!(
-        "
-WITH changed AS (
+    let numbered_by = |alias: &str| match fenced {
+        true => format!("JOIN numbered AS n ON n.ord = {alias}.seq"),
+        false => String::new(),
+    };
+    let held = if fenced {
+        "AND a.version = c.version - 1\n    RETURNING 1"
+    } else {
+        ""
+    };
+
+    let mut ctes = vec![format!(
+        "changed AS (
     UPDATE accounts AS a SET state = c.state, version = c.version, updated_ms = {now_ms},
                              expires_ms = c.expires_ms
     FROM unnest({changed}) AS c(user_id, state, version, expires_ms)
     WHERE a.user_id = c.user_id
     {held}
-), {numbered}logged AS (
+)"
+    )];
+    if fenced {
+        ctes.push(format!(
+            "numbered AS MATERIALIZED (
+    -- Taken only once the update above has locked every account row (its
+    -- count is needed first), and only if it found each at its version.
+    SELECT ord, nextval('log_seq') AS seq
+    FROM generate_series(1, cardinality({log_seqs})) AS ord
+    WHERE (SELECT count(*) FROM changed) = cardinality({changed_users})
+)"
+        ));
+    }
+    let (log_seq, log_numbered) = (seq_of("r"), numbered_by("r"));
+    ctes.push(format!(
+        "logged AS (
     INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body)
     SELECT {log_seq}, r.ts_ms, {server}, r.user_id, r.txn, r.idem_key, r.body
     FROM unnest({log}) AS r(seq, ts_ms, user_id, txn, idem_key, body)
     {log_numbered}
-), created AS (
+)"
+    ));
+    if parts.created {
+        ctes.push(format!(
+            "created AS (
     INSERT INTO accounts (user_id, state, version, updated_ms, expires_ms)
     SELECT user_id, state, version, {now_ms}, expires_ms
     FROM unnest({created}) AS n(user_id, state, version, expires_ms)
     ON CONFLICT (user_id) DO NOTHING
     RETURNING 1
-), armed AS (
+)"
+        ));
+    }
+    if parts.triggers {
+        ctes.push(format!(
+            "armed AS (
     SELECT * FROM unnest({armed}) AS t(symbol, side, user_id, trigger_price)
 ), disarmed AS (
     DELETE FROM armed_triggers AS old
@@ -861,13 +945,29 @@ WITH changed AS (
     INSERT INTO armed_triggers (symbol, side, user_id, trigger_price)
     SELECT symbol, side, user_id, trigger_price FROM armed
     ON CONFLICT (symbol, side, user_id) DO UPDATE SET trigger_price = excluded.trigger_price
-), notified AS (
+)"
+        ));
+    }
+    if parts.notifications {
+        ctes.push(format!(
+            "notified AS (
     INSERT INTO notifications (user_id, created_ms, kind, message, txn)
     SELECT * FROM unnest({notifications})
-), registered AS (
+)"
+        ));
+    }
+    if parts.credentials {
+        ctes.push(format!(
+            "registered AS (
     INSERT INTO credentials (user_id, password_hash, created_ms)
     SELECT * FROM unnest({credentials})
-), priced AS (
+)"
+        ));
+    }
+    if parts.prices {
+        let (price_seq, price_numbered) = (seq_of("p"), numbered_by("p"));
+        ctes.push(format!(
+            "priced AS (
     INSERT INTO price_history (symbol, at_ms, seq, price)
     SELECT p.symbol, {now_ms}, {price_seq}, p.price FROM unnest({prices}) AS p(symbol, seq, price)
     {price_numbered}
@@ -885,12 +985,20 @@ WITH changed AS (
 ), generation AS (
     -- A batch that adds price points counts in its instance's price
     -- generation (prices.rs, COUNT_PRICE_GENERATION).
-    INSERT INTO price_generations (server, n)
-    SELECT {server}, 1 WHERE EXISTS (SELECT FROM unnest({prices}) AS p(symbol, seq, price))
+    INSERT INTO price_generations (server, n) VALUES ({server}, 1)
     ON CONFLICT (server) DO UPDATE SET n = price_generations.n + 1
-)
-{result}"
-    )
+)"
+        ));
+    }
+    let result = match (fenced, parts.created) {
+        (true, _) => format!(
+            "SELECT ARRAY(SELECT seq FROM numbered ORDER BY ord) AS seqs
+WHERE daytrader_fence((SELECT count(*) FROM changed) = cardinality({changed_users}))"
+        ),
+        (false, true) => "SELECT count(*) AS created FROM created".to_owned(),
+        (false, false) => "SELECT 0::int8 AS created".to_owned(),
+    };
+    format!("\nWITH {}\n{result}", ctes.join(", "))
 }
 
 /// Writes what a batch produced; `false` when a user this batch created
@@ -907,7 +1015,7 @@ async fn write(
     // the batch runs again (and is then refused).
     let arrays = WriteArrays::of(applied, now_ms, server);
     let inserted: i64 = arrays
-        .bind(sqlx::query_scalar(WRITE.as_str()))
+        .bind(sqlx::query_scalar(arrays.statement(false)))
         .fetch_one(&mut *conn)
         .await?;
     let created = applied.accounts.iter().filter(|w| w.is_new()).count();
@@ -918,18 +1026,61 @@ async fn write(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_write_numbers_every_bound_array_once_in_order() {
-        let bound = 2
-            + LogArrays::TYPES.len()
+    /// Every array is bound whatever the statement uses, so the
+    /// placeholders are numbered the same in all of them.
+    fn bound() -> usize {
+        2 + LogArrays::TYPES.len()
             + 2 * AccountArrays::TYPES.len()
             + TriggerArrays::TYPES.len()
             + NotificationArrays::TYPES.len()
             + CredentialArrays::TYPES.len()
-            + PriceArrays::TYPES.len();
-        for n in 1..=bound {
-            assert!(WRITE.contains(&format!("${n}::")), "${n} is missing");
+            + PriceArrays::TYPES.len()
+    }
+
+    #[test]
+    fn the_write_with_every_part_numbers_every_bound_array_once_in_order() {
+        let all = Parts {
+            created: true,
+            triggers: true,
+            notifications: true,
+            credentials: true,
+            prices: true,
+        };
+        for fenced in [false, true] {
+            let statement = write_statement(fenced, all);
+            for n in 1..=bound() {
+                assert!(statement.contains(&format!("${n}::")), "${n} is missing");
+            }
+            assert!(!statement.contains(&format!("${}::", bound() + 1)));
         }
-        assert!(!WRITE.contains(&format!("${}::", bound + 1)));
+    }
+
+    #[test]
+    fn each_combination_of_parts_has_its_statement() {
+        for index in 0..Parts::COMBINATIONS {
+            assert_eq!(Parts::of_index(index).index(), index);
+        }
+        let only_prices = Parts {
+            prices: true,
+            ..Parts::default()
+        };
+        let statement = &WRITES[only_prices.index()];
+        for table in [
+            "INSERT INTO log",
+            "UPDATE accounts",
+            "INSERT INTO price_history",
+        ] {
+            assert!(statement.contains(table), "{table} is missing");
+        }
+        for table in [
+            "INSERT INTO accounts",
+            "armed_triggers",
+            "notifications",
+            "credentials",
+        ] {
+            assert!(!statement.contains(table), "{table} is written");
+        }
+        assert!(FENCED_WRITES[0].contains("daytrader_fence"));
+        assert!(!FENCED_WRITES[0].contains("price_history"));
     }
 }
