@@ -254,12 +254,17 @@ impl Drop for LocalCluster {
 /// stats) is free. Drawn at random on a grid of 100, so that two clusters
 /// starting at once never get overlapping ranges (the kernel's free ports
 /// come in sequence, and HAProxy's SO_REUSEPORT would share a port with
-/// another cluster's balancer without a word).
+/// another cluster's balancer without a word). The grid stays below the
+/// kernel's ephemeral ports (32768 up, by default): a port found free
+/// there could become the local end of any test's outgoing connection
+/// before the cluster listens on it, and its balancer then fails to start.
 fn base_port(instances: usize) -> u16 {
+    // 20,000 to 32,692: the last range ends under 32,768.
+    const SLOTS: u16 = 127;
     loop {
         let mut bytes = [0u8; 2];
         getrandom_bytes(&mut bytes);
-        let port = 20_000 + (u16::from_le_bytes(bytes) % 400) * 100;
+        let port = 20_000 + (u16::from_le_bytes(bytes) % SLOTS) * 100;
         let needed = (0..=instances as u16)
             .chain(90..=92)
             .map(|offset| port + offset);
