@@ -30,7 +30,7 @@ pub use command::{
 };
 pub use cost::{Costs, average_price, cost_of_sale};
 pub use event::{Event, EventKind, FundsAction};
-pub use money::{AmountError, Dollars, Money};
+pub use money::{AmountError, Decimal, Dollars, Money};
 pub use rejection::{RejectCode, RejectKind, Rejection, UnknownRejectCode};
 pub use reply::{
     Added, ArmedTrigger, Empty, Execution, OrderPlaced, Quote, Reply, SettledOrder, TriggerAmount,

@@ -18,7 +18,7 @@ use crate::StoreError;
 use crate::batch::{Done, Job, LoadedAccount};
 use crate::notification::Notification;
 use crate::postgres::{PgReader, PgStore};
-use crate::prices::{PricePoint, SummaryStamp};
+use crate::prices::{PricePoint, SummaryExtras, SummaryStamp};
 use crate::record::{HistoryItem, HistoryPage, LogRow};
 use crate::sqlite::{SqliteReader, SqliteStore};
 use crate::tokens::{ApiToken, NewApiToken, TokenHash};
@@ -181,6 +181,18 @@ pub trait Reads: Clone + Send + Sync + 'static {
         known_generation: Option<i64>,
     ) -> impl Future<Output = Result<Option<SummaryStamp>, StoreError>> + Send;
 
+    /// The newest price point of each of `symbols` (a symbol never fetched
+    /// is absent) and the user's history lines from their latest `limit`
+    /// log rows, newest first: what a summary shows beside the account,
+    /// read together, in one snapshot and one trip to the database (a
+    /// summary is answered after every DISPLAY_SUMMARY).
+    fn summary_extras(
+        &self,
+        user: &UserId,
+        symbols: Vec<Symbol>,
+        limit: usize,
+    ) -> impl Future<Output = Result<SummaryExtras, StoreError>> + Send;
+
     /// How many of the user's notifications are unread.
     fn unread_notifications(
         &self,
@@ -308,6 +320,7 @@ dispatch! {
         async fn price_history(symbol: Symbol, since_ms: Option<i64>) -> Result<Vec<PricePoint>, StoreError>;
         async fn latest_prices(symbols: Vec<Symbol>) -> Result<HashMap<Symbol, PricePoint>, StoreError>;
         async fn summary_stamp(user: &UserId, symbols: Vec<Symbol>, known_generation: Option<i64>) -> Result<Option<SummaryStamp>, StoreError>;
+        async fn summary_extras(user: &UserId, symbols: Vec<Symbol>, limit: usize) -> Result<SummaryExtras, StoreError>;
     }
 
     fn stream_log(

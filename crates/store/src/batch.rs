@@ -73,6 +73,11 @@ pub struct Done {
     pub record: Record,
     /// True when the transaction number had already been executed.
     pub duplicate: bool,
+    /// The user's account as this step left it, for a command whose answer
+    /// shows the whole account (DISPLAY_SUMMARY): its money view is valued
+    /// from this copy rather than from the account read back after the
+    /// commit. `None` for every other step, and for a retry.
+    pub account: Option<Box<Account>>,
 }
 
 impl Done {
@@ -84,6 +89,7 @@ impl Done {
             ts_ms,
             record,
             duplicate: false,
+            account: None,
         }
     }
 }
@@ -300,6 +306,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             ts_ms: earlier.ts_ms,
             record: earlier.record.clone(),
             duplicate: true,
+            account: None,
         })
     }
 
@@ -393,6 +400,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             .idem_key
             .unwrap_or_else(|| transaction_num::system_chosen(seq));
         let mut events = Vec::new();
+        let mut shown = None;
         let (outcome, balance) = match (command, &job.user) {
             (Err(rejection), _) => (Err(rejection), None),
             // The global DUMPLOG: the caller has checked it is the supervisor.
@@ -412,6 +420,9 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
                     cash: a.cash(),
                     reserved_cash: a.reserved_cash(),
                 });
+                if let Ok(engine::Reply::Summary(_)) = &outcome {
+                    shown = slot.account.clone().map(Box::new);
+                }
                 (outcome, balance)
             }
         };
@@ -422,7 +433,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             balance,
             events,
         };
-        let done = self.push(
+        let mut done = self.push(
             self.now_ms,
             seq,
             job.user.clone(),
@@ -430,6 +441,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             job.idem_key,
             record,
         );
+        done.account = shown;
         self.remember(key, seq, &done);
         Ok(done)
     }
@@ -521,6 +533,7 @@ impl<F: FnMut() -> i64> Batch<'_, F> {
             ts_ms,
             record,
             duplicate: false,
+            account: None,
         }
     }
 
@@ -748,6 +761,43 @@ mod tests {
             Err(JobError::MissingUser("expiry")),
             "an expiry is always a user's"
         );
+    }
+
+    #[test]
+    fn a_summary_carries_the_account_it_shows_and_nothing_else_does() {
+        // The summary sits between two changes of the account: its copy is
+        // the account as it stood at the summary, not at the batch's end.
+        let jobs = [
+            command(1, CommandName::Add, None, Some("100.00")),
+            command(2, CommandName::DisplaySummary, None, None),
+            command(3, CommandName::Add, None, Some("5.00")),
+            command(2, CommandName::DisplaySummary, None, None),
+        ];
+        let (applied, _) = run(&jobs);
+        let done: Vec<&Done> = applied
+            .results
+            .iter()
+            .map(|r| r.as_ref().unwrap())
+            .collect();
+        let shown = done[1].account.as_deref().expect("the summary's account");
+        assert_eq!(shown.cash(), Money::from_cents(10_000));
+        let Record::Command {
+            outcome: Ok(engine::Reply::Summary(summary)),
+            ..
+        } = &done[1].record
+        else {
+            panic!("{:?}", done[1].record)
+        };
+        assert_eq!(summary.cash, shown.cash(), "the summary's own account");
+        assert_eq!(
+            applied.accounts[0].account.cash(),
+            Money::from_cents(10_500)
+        );
+        assert!(done[0].account.is_none() && done[2].account.is_none());
+        assert!(done[3].duplicate && done[3].account.is_none(), "a retry");
+        // An unknown user's summary is refused: no account to show.
+        let unknown = run(&[command(1, CommandName::DisplaySummary, None, None)]).0;
+        assert!(unknown.results[0].as_ref().unwrap().account.is_none());
     }
 
     #[test]

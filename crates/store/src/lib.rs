@@ -33,7 +33,7 @@ pub use backend::{Reader, Reads, Store, Writes};
 pub use batch::{Done, Job, JobError, LoadedAccount, NewCredentials, Work};
 pub use notification::{Notification, NotificationKind};
 pub use postgres::{Lease, PgOptions, PgReader, PgStore, postgres_url};
-pub use prices::{PRICE_HISTORY_LIMIT, PricePoint, SummaryStamp};
+pub use prices::{PRICE_HISTORY_LIMIT, PricePoint, SummaryExtras, SummaryStamp};
 pub use record::{Balance, HistoryItem, HistoryPage, LogRow, QuoteFetch, QuoteUse, Record};
 pub use sqlite::{SqliteOptions, SqliteReader, SqliteStore};
 pub use tokens::{ApiToken, NewApiToken, TokenHash};

@@ -16,6 +16,7 @@ use engine::{Money, Symbol};
 use serde::Serialize;
 
 use crate::batch::Applied;
+use crate::record::HistoryItem;
 
 /// How many points of each symbol are kept.
 pub const PRICE_HISTORY_LIMIT: usize = 1_000;
@@ -52,6 +53,16 @@ pub struct SummaryStamp {
     /// The newest point of each symbol asked for that has one; `None` when
     /// the generation was the one the caller knew, so nothing was read.
     pub prices: Option<HashMap<Symbol, PricePoint>>,
+}
+
+/// What a summary shows beside the account itself
+/// ([`crate::Reads::summary_extras`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SummaryExtras {
+    /// The newest point of each symbol asked for that has one.
+    pub prices: HashMap<Symbol, PricePoint>,
+    /// The user's latest history lines, newest first.
+    pub history: Vec<HistoryItem>,
 }
 
 /// A point as written: its symbol and the `seq` of the log row that

@@ -85,10 +85,18 @@ async fn check(app: &App) {
     assert_money_view(&summary.json());
     // Read again: the kept summary answers the same.
     assert_money_view(&app.get("/api/v1/users/mia").await.json());
-    let displayed = app
-        .command(json!({"command": "DISPLAY_SUMMARY", "user": "mia", "transaction_num": 100}))
-        .await;
+    let display = json!({"command": "DISPLAY_SUMMARY", "user": "mia", "transaction_num": 100});
+    let displayed = app.command(display.clone()).await;
     assert_money_view(&displayed.json()["result"]);
+    let lines = displayed.json()["result"]["history"].clone();
+    assert_eq!(lines[0]["command"], "DISPLAY_SUMMARY", "{lines}");
+    assert_eq!(lines.as_array().unwrap().len(), 10, "{lines}");
+    // The answer is valued from the command's own copy of the account; a
+    // retry has none, and is valued from the account read back: the same.
+    let retried = app.command(display).await;
+    assert_eq!(retried.header("x-idempotent-replay"), Some("true"));
+    assert_money_view(&retried.json()["result"]);
+    assert_eq!(retried.json()["result"]["history"], lines);
 
     // One fetch each: later commands within the minute used the cache.
     let abc = history(app, "/api/v1/quotes/abc/history").await;

@@ -59,17 +59,32 @@ pub async fn run_command(
     let valuation;
     let result = match reply {
         Reply::Summary(summary) => {
-            // The money view is the account's as it stands at the answer
-            // (the stored reply is the engine's summary, which has none).
+            // The money view values the account the summary shows (the
+            // stored reply is the engine's summary, which has none): the
+            // command's own copy of it, or for a retry, the account as it
+            // stands now.
             let reader = state.trading.reader();
-            let (account, prices, history) = tokio::join!(
-                reader.account(&user),
-                money::latest_prices(reader, money::held_symbols(summary)),
-                reader.history(&user, SUMMARY_HISTORY),
-            );
-            let account = account?.map(|loaded| loaded.account).unwrap_or_default();
-            valuation = money::value(&account, summary, &prices?);
-            ResultView::Summary(SummaryView::new(&user, summary, &valuation, history?))
+            let symbols = money::held_symbols(summary);
+            let (account, extras) = match outcome.account {
+                Some(account) => (
+                    *account,
+                    reader
+                        .summary_extras(&user, symbols, SUMMARY_HISTORY)
+                        .await?,
+                ),
+                None => {
+                    let (account, extras) = tokio::join!(
+                        reader.account(&user),
+                        reader.summary_extras(&user, symbols, SUMMARY_HISTORY),
+                    );
+                    (
+                        account?.map(|loaded| loaded.account).unwrap_or_default(),
+                        extras?,
+                    )
+                }
+            };
+            valuation = money::value(&account, summary, &extras.prices);
+            ResultView::Summary(SummaryView::new(&user, summary, &valuation, extras.history))
         }
         reply => ResultView::Reply(reply),
     };

@@ -42,13 +42,12 @@ pub async fn summary(
     };
     let summary = loaded.account.summary(now_ms);
     // Read after the account: it holds at least every row of that version.
-    let (history, prices) = tokio::join!(
-        reader.history(&user, SUMMARY_HISTORY),
-        money::latest_prices(reader, money::held_symbols(&summary)),
-    );
-    let prices = prices?;
+    let extras = reader
+        .summary_extras(&user, money::held_symbols(&summary), SUMMARY_HISTORY)
+        .await?;
+    let prices = extras.prices;
     let valuation = money::value(&loaded.account, &summary, &prices);
-    let view = SummaryView::new(&user, &summary, &valuation, history?);
+    let view = SummaryView::new(&user, &summary, &valuation, extras.history);
     let body = Bytes::from(serde_json::to_vec(&view).expect("plain data serializes"));
     // The stamp's generation was read before these prices: they are the
     // newest at it or later.

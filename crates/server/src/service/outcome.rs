@@ -1,6 +1,6 @@
 //! What a command came to, as the service answers it to either door.
 
-use engine::{CommandName, RejectKind, Rejection, Reply, UserId};
+use engine::{Account, CommandName, RejectKind, Rejection, Reply, UserId};
 use store::{Balance, Done, Record};
 
 use crate::service::ServiceError;
@@ -22,6 +22,9 @@ pub struct CommandOutcome {
     pub replay: bool,
     /// The log row that records it (what a DUMPLOG streams up to).
     pub seq: i64,
+    /// The account as the command left it, when the answer shows it
+    /// (DISPLAY_SUMMARY run now, not a retry): see [`store::Done`].
+    pub account: Option<Box<Account>>,
 }
 
 impl CommandOutcome {
@@ -46,6 +49,7 @@ impl CommandOutcome {
             balance,
             replay: done.duplicate,
             seq: done.seq.expect("a command always writes a row"),
+            account: done.account,
         })
     }
 

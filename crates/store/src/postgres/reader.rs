@@ -20,8 +20,8 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::prices::{PricePoint, SummaryStamp};
-use crate::record::LogRow;
+use crate::prices::{PricePoint, SummaryExtras, SummaryStamp};
+use crate::record::{HistoryPage, LogRow};
 use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader PostgreSQL database; cheap to clone.
@@ -352,12 +352,60 @@ impl Reads for PgReader {
             .await?;
         let mut latest = HashMap::new();
         for row in &rows {
-            let name: &str = row.try_get("symbol")?;
-            let symbol = Symbol::parse(name)
-                .map_err(|_| StoreError::Corrupt(format!("price history symbol {name:?}")))?;
-            latest.insert(symbol, price_point(row)?);
+            latest.insert(price_symbol(row.try_get("symbol")?)?, price_point(row)?);
         }
         Ok(latest)
+    }
+
+    async fn summary_extras(
+        &self,
+        user: &UserId,
+        symbols: Vec<Symbol>,
+        limit: usize,
+    ) -> Result<SummaryExtras, StoreError> {
+        let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        // One statement for both reads: the user's log rows, then one row
+        // per symbol with a price, told apart by `symbol` (NULL on a log
+        // row; a price's time is in `ts_ms`).
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT seq, ts_ms, server, user_id, txn, body,
+                            NULL::text AS symbol, NULL::bigint AS price
+                     FROM (SELECT seq, ts_ms, server, user_id, txn, body FROM log
+                           WHERE user_id = $1 ORDER BY user_id DESC, seq DESC LIMIT $3) AS h
+                     UNION ALL
+                     SELECT NULL, l.at_ms, NULL, NULL, NULL, NULL, s.symbol, l.price
+                     FROM unnest($2::text[]) AS s(symbol)
+                     CROSS JOIN LATERAL (
+                         SELECT at_ms, price FROM price_history p WHERE p.symbol = s.symbol
+                         ORDER BY at_ms DESC, seq DESC LIMIT 1) AS l",
+                )
+                .bind(user.as_str())
+                .bind(&names)
+                .bind(limit_param(limit)),
+            )
+            .await?;
+        let mut log = Vec::with_capacity(limit);
+        let mut prices = HashMap::new();
+        for row in &rows {
+            match row.try_get::<Option<&str>, _>(6)? {
+                None => log.push(log_row(row)?),
+                Some(name) => {
+                    let point = PricePoint {
+                        at_ms: row.try_get(1)?,
+                        price: Money::from_cents(row.try_get(7)?),
+                    };
+                    prices.insert(price_symbol(name)?, point);
+                }
+            }
+        }
+        // Newest first, whatever order the union's halves came in.
+        log.sort_unstable_by_key(|row| std::cmp::Reverse(row.seq));
+        Ok(SummaryExtras {
+            prices,
+            history: HistoryPage::of(log, limit).items,
+        })
     }
 
     async fn summary_stamp(
@@ -492,6 +540,11 @@ fn newest_points(
             _ => None,
         })
         .collect()
+}
+
+/// A symbol of the price history, as stored.
+fn price_symbol(name: &str) -> Result<Symbol, StoreError> {
+    Symbol::parse(name).map_err(|_| StoreError::Corrupt(format!("price history symbol {name:?}")))
 }
 
 fn price_point(row: &PgRow) -> Result<PricePoint, StoreError> {

@@ -21,8 +21,8 @@ use crate::codec::{
 };
 use crate::dump::{self, LogQuery};
 use crate::notification::Notification;
-use crate::prices::{PricePoint, SummaryStamp};
-use crate::record::LogRow;
+use crate::prices::{PricePoint, SummaryExtras, SummaryStamp};
+use crate::record::{HistoryPage, LogRow};
 use crate::tokens::{ApiToken, TokenHash};
 
 /// Read access to a DayTrader SQLite database, usable while a server runs.
@@ -140,26 +140,8 @@ impl Reads for SqliteReader {
         limit: usize,
     ) -> Result<Vec<LogRow>, StoreError> {
         let user = user.clone();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, ts_ms, server, user_id, txn, body FROM log
-                 WHERE user_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(
-                params![
-                    user.as_str(),
-                    before_seq.unwrap_or(i64::MAX),
-                    limit_param(limit)
-                ],
-                read_row,
-            )?;
-            let mut page = Vec::with_capacity(limit);
-            for row in rows {
-                page.push(row??);
-            }
-            Ok(page)
-        })
-        .await
+        self.read(move |conn| read_user_log(conn, &user, before_seq, limit))
+            .await
     }
 
     async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
@@ -436,6 +418,24 @@ impl Reads for SqliteReader {
         .await
     }
 
+    async fn summary_extras(
+        &self,
+        user: &UserId,
+        symbols: Vec<Symbol>,
+        limit: usize,
+    ) -> Result<SummaryExtras, StoreError> {
+        let user = user.clone();
+        self.read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let rows = read_user_log(&tx, &user, None, limit)?;
+            Ok(SummaryExtras {
+                prices: read_latest_prices(&tx, symbols)?,
+                history: HistoryPage::of(rows, limit).items,
+            })
+        })
+        .await
+    }
+
     async fn unread_notifications(&self, user: &UserId) -> Result<u64, StoreError> {
         let user = user.clone();
         self.read(move |conn| {
@@ -451,6 +451,33 @@ impl Reads for SqliteReader {
 }
 
 /// The rows of the log `query` asks for, in `seq` order.
+/// Up to `limit` of the user's log rows before row `before_seq` (from the
+/// newest when `None`), newest first.
+fn read_user_log(
+    conn: &Connection,
+    user: &UserId,
+    before_seq: Option<i64>,
+    limit: usize,
+) -> Result<Vec<LogRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, ts_ms, server, user_id, txn, body FROM log
+         WHERE user_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            user.as_str(),
+            before_seq.unwrap_or(i64::MAX),
+            limit_param(limit)
+        ],
+        read_row,
+    )?;
+    let mut page = Vec::with_capacity(limit);
+    for row in rows {
+        page.push(row??);
+    }
+    Ok(page)
+}
+
 fn read_log_rows(conn: &Connection, query: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
     let mut stmt = conn.prepare_cached(match query.user {
         Some(_) => {

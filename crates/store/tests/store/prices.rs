@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use engine::{CommandName, Money, Symbol};
 use store::{
-    Job, PRICE_HISTORY_LIMIT, PricePoint, QuoteFetch, QuoteUse, Reads, SummaryStamp, Work, Writes,
+    Job, PRICE_HISTORY_LIMIT, PricePoint, QuoteFetch, QuoteUse, Reads, SummaryExtras, SummaryStamp,
+    Work, Writes,
 };
 
 use crate::fixture::{Fixture, T0, add, cached, job, on_both_back_ends, request, user};
@@ -14,6 +15,7 @@ on_both_back_ends!(
     every_fetched_price_is_kept_with_its_time,
     the_history_keeps_the_newest_points_of_each_symbol,
     a_summary_stamp_is_the_version_and_the_newest_prices_asked_for,
+    summary_extras_are_the_newest_prices_and_the_history_in_one_read,
 );
 
 fn symbol(name: &str) -> Symbol {
@@ -229,5 +231,61 @@ async fn a_summary_stamp_is_the_version_and_the_newest_prices_asked_for(f: Fixtu
             .unwrap()
             .map(|s| (s.generation, s.prices)),
         Some((now.generation, None))
+    );
+}
+
+async fn summary_extras_are_the_newest_prices_and_the_history_in_one_read(f: Fixture) {
+    let reader = f.reader();
+    let asked = || vec![symbol("ABC"), symbol("XYZ"), symbol("QQQ")];
+    assert_eq!(
+        reader
+            .summary_extras(&user("u1"), asked(), 3)
+            .await
+            .unwrap(),
+        SummaryExtras::default(),
+        "no prices and no history yet"
+    );
+    f.store.submit(add("u1", 1, "100.00")).await.unwrap();
+    f.store.submit(fetched("ABC", 1_000)).await.unwrap();
+    f.now.store(T0 + 1_000, Ordering::SeqCst);
+    f.store.submit(fetched("XYZ", 7)).await.unwrap();
+    for key in 2..=5 {
+        let quote = request(CommandName::Quote, Some("u1"), Some("ABC"), None);
+        let fetched = QuoteUse::Fetched(fetch("ABC", 1_000 + key));
+        f.store
+            .submit(job("u1", Some(key), quote, Some(fetched)))
+            .await
+            .unwrap();
+    }
+    // Another user's rows are not u1's history.
+    f.store.submit(add("u2", 1, "1.00")).await.unwrap();
+
+    let extras = reader
+        .summary_extras(&user("u1"), asked(), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        extras.prices,
+        reader.latest_prices(asked()).await.unwrap(),
+        "the same prices as latest_prices"
+    );
+    assert_eq!(extras.prices[&symbol("ABC")], point(T0 + 1_000, 1_005));
+    assert_eq!(extras.prices.len(), 2, "QQQ was never fetched");
+    assert_eq!(
+        extras.history,
+        reader.history(&user("u1"), 3).await.unwrap(),
+        "the same history as history"
+    );
+    let numbers: Vec<i64> = extras.history.iter().map(|h| h.transaction_num).collect();
+    assert_eq!(numbers, vec![5, 4, 3], "the newest first");
+    let nothing_asked = reader
+        .summary_extras(&user("u1"), Vec::new(), 10)
+        .await
+        .unwrap();
+    assert!(nothing_asked.prices.is_empty());
+    assert_eq!(
+        nothing_asked.history.len(),
+        5,
+        "every line when fewer than the limit"
     );
 }
