@@ -35,10 +35,11 @@ use engine::UserId;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::latest_prices::LatestPrices;
 use super::writer::{self, Confirm, Item, Sealed, ToWriter};
 use crate::batch::{self, Applied, Done, Job, LoadedAccount, PriorRow};
 use crate::codec::{decode_account, encode_account, limit_param, side_code, user_column};
-use crate::prices::{COUNT_PRICE_GENERATION, PRICE_HISTORY_LIMIT, fetched_points};
+use crate::prices::{COUNT_PRICE_GENERATION, NewPricePoint, PRICE_HISTORY_LIMIT, fetched_points};
 use crate::record::Record;
 use crate::tokens::TokenChange;
 use crate::write_health::WriteHealth;
@@ -85,6 +86,8 @@ pub(crate) struct Committer {
     pub accounts: AccountCache,
     /// How the last write ended, for readiness.
     pub health: WriteHealth,
+    /// The newest price of each symbol, which the writer keeps current.
+    pub latest_prices: LatestPrices,
 }
 
 /// Accounts as the batches applied so far left them, decoded. The
@@ -184,10 +187,10 @@ impl Committer {
         let (to_writer, from_applier) = std_mpsc::sync_channel(1);
         let (confirm, confirms) = std_mpsc::channel();
         let conn = self.conn;
-        let (health, server) = (self.health, self.server.clone());
+        let (health, server, latest) = (self.health, self.server.clone(), self.latest_prices);
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, &server, &health, from_applier, confirm));
+            .spawn(move || writer::run(conn, &server, &health, &latest, from_applier, confirm));
         let writer = match writer {
             Ok(writer) => writer,
             Err(error) => {
@@ -464,13 +467,13 @@ impl Applier {
 }
 
 /// Writes what a batch of this instance (`server`) produced, inside its
-/// transaction.
+/// transaction; returns the price points it added.
 pub(super) fn write(
     tx: &Transaction<'_>,
     applied: &Applied,
     now_ms: i64,
     server: &str,
-) -> Result<(), StoreError> {
+) -> Result<Vec<NewPricePoint>, StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO log (seq, ts_ms, server, user_id, txn, idem_key, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
@@ -543,11 +546,16 @@ pub(super) fn write(
 
 /// Adds the prices the batch fetched to the price history, drops the
 /// points of their symbols beyond the newest [`PRICE_HISTORY_LIMIT`], and
-/// counts the batch in the price generation (`prices.rs`).
-fn write_prices(tx: &Transaction<'_>, applied: &Applied, server: &str) -> Result<(), StoreError> {
+/// counts the batch in the price generation (`prices.rs`). Returns the
+/// points added.
+fn write_prices(
+    tx: &Transaction<'_>,
+    applied: &Applied,
+    server: &str,
+) -> Result<Vec<NewPricePoint>, StoreError> {
     let points = fetched_points(applied);
     if points.is_empty() {
-        return Ok(());
+        return Ok(points);
     }
     tx.prepare_cached(COUNT_PRICE_GENERATION)?
         .execute([server])?;
@@ -573,7 +581,7 @@ fn write_prices(tx: &Transaction<'_>, applied: &Applied, server: &str) -> Result
     for symbol in symbols {
         prune.execute(params![symbol.as_str(), limit_param(PRICE_HISTORY_LIMIT)])?;
     }
-    Ok(())
+    Ok(points)
 }
 
 pub(super) fn mark_read(tx: &Transaction<'_>, mark: &MarkRead) -> Result<u64, StoreError> {

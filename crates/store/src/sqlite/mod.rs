@@ -4,6 +4,7 @@
 
 mod checkpointer;
 mod committer;
+mod latest_prices;
 mod reader;
 mod schema;
 mod writer;
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::checkpointer::Checkpointer;
 use self::committer::{Committer, MarkRead, Msg, TokenWrite};
+use self::latest_prices::LatestPrices;
 use crate::backend::Writes;
 use crate::batch::{Done, Job};
 use crate::tokens::{NewApiToken, TokenChange};
@@ -100,6 +102,7 @@ impl SqliteStore {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         let health = WriteHealth::default();
+        let latest_prices = LatestPrices::new(reader::price_generation(&conn)?);
         let committer = Committer {
             conn,
             read,
@@ -109,6 +112,7 @@ impl SqliteStore {
             next_seq,
             accounts: Default::default(),
             health: health.clone(),
+            latest_prices: latest_prices.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("sqlite-committer".into())
@@ -117,7 +121,7 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot start the committer thread: {e}"))
             })?;
         Ok(SqliteStore {
-            reader: SqliteReader::new(path),
+            reader: SqliteReader::new(path, Some(latest_prices)),
             queue,
             health,
             committer: Mutex::new(Some(handle)),

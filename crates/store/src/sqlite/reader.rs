@@ -12,6 +12,7 @@ use futures::Stream;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::DB_FILE;
+use super::latest_prices::LatestPrices;
 use crate::StoreError;
 use crate::backend::Reads;
 use crate::batch::LoadedAccount;
@@ -30,6 +31,9 @@ use crate::tokens::{ApiToken, TokenHash};
 pub struct SqliteReader {
     path: Arc<PathBuf>,
     pool: Arc<Mutex<Vec<Connection>>>,
+    /// The store's reader shares its writer's newest prices; a tool's
+    /// reader beside a running server has none and reads the file.
+    latest_prices: Option<LatestPrices>,
 }
 
 impl SqliteReader {
@@ -43,13 +47,14 @@ impl SqliteReader {
                 path.display()
             )));
         }
-        Ok(SqliteReader::new(path))
+        Ok(SqliteReader::new(path, None))
     }
 
-    pub(super) fn new(path: PathBuf) -> SqliteReader {
+    pub(super) fn new(path: PathBuf, latest_prices: Option<LatestPrices>) -> SqliteReader {
         SqliteReader {
             path: Arc::new(path),
             pool: Arc::new(Mutex::new(Vec::new())),
+            latest_prices,
         }
     }
 
@@ -374,13 +379,14 @@ impl Reads for SqliteReader {
         &self,
         symbols: Vec<Symbol>,
     ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+        let latest = self.latest_prices.clone();
         self.read(move |conn| {
             // One read transaction for all the symbols: each statement
             // outside one would be a transaction of its own, and each
             // starts with the connection's page cache emptied by the
             // commits since the last (a summary holds dozens of symbols).
             let tx = conn.unchecked_transaction()?;
-            read_latest_prices(&tx, symbols)
+            newest_prices(&tx, symbols, latest.as_ref())
         })
         .await
     }
@@ -392,6 +398,7 @@ impl Reads for SqliteReader {
         known_generation: Option<i64>,
     ) -> Result<Option<SummaryStamp>, StoreError> {
         let user = user.clone();
+        let latest = self.latest_prices.clone();
         self.read(move |conn| {
             // The version, the generation and the prices from one snapshot.
             let tx = conn.unchecked_transaction()?;
@@ -402,12 +409,10 @@ impl Reads for SqliteReader {
             let Some(version) = version else {
                 return Ok(None);
             };
-            let generation: i64 = tx
-                .prepare_cached("SELECT COALESCE(sum(n), 0) FROM price_generations")?
-                .query_row([], |row| row.get(0))?;
+            let generation = price_generation(&tx)?;
             let prices = match known_generation == Some(generation) {
                 true => None,
-                false => Some(read_latest_prices(&tx, symbols)?),
+                false => Some(newest_prices(&tx, symbols, latest.as_ref())?),
             };
             Ok(Some(SummaryStamp {
                 version,
@@ -425,11 +430,12 @@ impl Reads for SqliteReader {
         limit: usize,
     ) -> Result<SummaryExtras, StoreError> {
         let user = user.clone();
+        let latest = self.latest_prices.clone();
         self.read(move |conn| {
             let tx = conn.unchecked_transaction()?;
             let rows = read_user_log(&tx, &user, None, limit)?;
             Ok(SummaryExtras {
-                prices: read_latest_prices(&tx, symbols)?,
+                prices: newest_prices(&tx, symbols, latest.as_ref())?,
                 history: HistoryPage::of(rows, limit).items,
             })
         })
@@ -520,27 +526,47 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LogRow, StoreErr
     Ok(columns.decode())
 }
 
+/// The price generation (`prices.rs`) in the caller's snapshot.
+pub(super) fn price_generation(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(sum(n), 0) FROM price_generations")?
+        .query_row([], |row| row.get(0))?)
+}
+
 /// The newest point of each of `symbols` that has one, inside the caller's
-/// read transaction.
-fn read_latest_prices(
+/// read transaction: from memory where `latest` knows it (the store's own
+/// reader), from the file for the rest, noting what was read there.
+fn newest_prices(
     conn: &Connection,
     symbols: Vec<Symbol>,
+    latest: Option<&LatestPrices>,
 ) -> Result<HashMap<Symbol, PricePoint>, StoreError> {
+    let mut found = HashMap::new();
+    let unknown = match latest {
+        Some(latest) => latest.lookup(symbols, price_generation(conn)?, &mut found),
+        None => symbols,
+    };
+    if unknown.is_empty() {
+        return Ok(found);
+    }
     let mut stmt = conn.prepare_cached(
-        "SELECT at_ms, price FROM price_history WHERE symbol = ?1
+        "SELECT at_ms, price, seq FROM price_history WHERE symbol = ?1
          ORDER BY at_ms DESC, seq DESC LIMIT 1",
     )?;
-    let mut latest = HashMap::new();
-    for symbol in symbols {
-        let point = stmt
+    for symbol in unknown {
+        let newest = stmt
             .query_row([symbol.as_str()], |row| {
-                Ok(PricePoint {
+                let point = PricePoint {
                     at_ms: row.get(0)?,
                     price: Money::from_cents(row.get(1)?),
-                })
+                };
+                Ok((point, row.get::<_, i64>(2)?))
             })
             .optional()?;
-        latest.extend(point.map(|point| (symbol, point)));
+        if let Some(latest) = latest {
+            latest.read(symbol, newest);
+        }
+        found.extend(newest.map(|(point, _)| (symbol, point)));
     }
-    Ok(latest)
+    Ok(found)
 }

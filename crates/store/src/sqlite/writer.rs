@@ -9,6 +9,7 @@ use std::time::Instant;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::committer::{self, MarkRead, Reply, TokenWrite};
+use super::latest_prices::LatestPrices;
 use tokio::sync::oneshot;
 
 use crate::StoreError;
@@ -66,6 +67,7 @@ pub(crate) fn run(
     mut conn: Connection,
     server: &str,
     health: &WriteHealth,
+    latest: &LatestPrices,
     items: mpsc::Receiver<Item>,
     confirm: mpsc::Sender<Confirm>,
 ) {
@@ -84,7 +86,7 @@ pub(crate) fn run(
                 false
             }
             ToWriter::Batch(sealed) => {
-                let ok = commit_batch(&mut conn, server, health, sealed);
+                let ok = commit_batch(&mut conn, server, health, latest, sealed);
                 if !ok {
                     failed_epoch = Some(item.epoch);
                 }
@@ -128,9 +130,15 @@ fn answer<T>(
     ok
 }
 
-/// Writes and commits one batch of this instance (`server`), then answers
-/// its callers.
-fn commit_batch(conn: &mut Connection, server: &str, health: &WriteHealth, sealed: Sealed) -> bool {
+/// Writes and commits one batch of this instance (`server`), notes the
+/// price points it added in `latest`, then answers its callers.
+fn commit_batch(
+    conn: &mut Connection,
+    server: &str,
+    health: &WriteHealth,
+    latest: &LatestPrices,
+    sealed: Sealed,
+) -> bool {
     let Sealed {
         applied,
         replies,
@@ -139,7 +147,8 @@ fn commit_batch(conn: &mut Connection, server: &str, health: &WriteHealth, seale
         now_ms,
     } = sealed;
     match in_transaction(conn, |tx| committer::write(tx, &applied, now_ms, server)) {
-        Ok(()) => {
+        Ok(points) => {
+            latest.committed(&points);
             health.succeeded();
             metrics::histogram!("store_batch_size").record(jobs as f64);
             metrics::histogram!("store_commit_seconds").record(started.elapsed().as_secs_f64());
