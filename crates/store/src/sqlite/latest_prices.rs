@@ -71,6 +71,14 @@ struct Inner {
     generation: i64,
 }
 
+impl Inner {
+    /// Keeps the newer of what is known of `symbol` and `found`.
+    fn note(&mut self, symbol: Symbol, found: Known) {
+        let entry = self.known.entry(symbol).or_insert(found);
+        *entry = entry.newer(found);
+    }
+}
+
 impl LatestPrices {
     /// Nothing known yet, at the file's price `generation`.
     pub fn new(generation: i64) -> LatestPrices {
@@ -94,8 +102,7 @@ impl LatestPrices {
                 point: new.point,
                 seq: new.seq,
             };
-            let entry = inner.known.entry(new.symbol).or_insert(fresh);
-            *entry = entry.newer(fresh);
+            inner.note(new.symbol, fresh);
         }
     }
 
@@ -106,9 +113,10 @@ impl LatestPrices {
             Some((point, seq)) => Known::Newest { point, seq },
             None => Known::Never,
         };
-        let mut inner = self.inner.write().expect("not poisoned");
-        let entry = inner.known.entry(symbol).or_insert(found);
-        *entry = entry.newer(found);
+        self.inner
+            .write()
+            .expect("not poisoned")
+            .note(symbol, found);
     }
 
     /// Splits `symbols` into the newest points known here (a symbol known
