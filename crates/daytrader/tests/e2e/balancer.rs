@@ -440,5 +440,5 @@ async fn a_failed_up_names_the_taken_port_and_stops_what_it_started() {
     let out = cluster.start("haproxy", 3, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     cluster.env = cluster.read_env();
-    assert_eq!(instances_serving(&cluster, 9).await.len(), 3);
+    assert_eq!(instances_serving(&cluster, 30).await.len(), 3);
 }
